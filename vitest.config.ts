@@ -1,0 +1,41 @@
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-plugin';
+import { defineConfig } from 'vitest/config';
+
+/** The shared sample files (real PDFs, DOCX, Markdown, text, SciFact), beside this repo. */
+const SHARED_DATA = resolve(__dirname, '../shared/data');
+
+/**
+ * Tests run inside workerd, which has no host file system. This service binding serves
+ * ../shared/data to them: `env.TEST_DATA.fetch('http://data/documents/pdf/x.pdf')`.
+ */
+async function serveSharedData(request: Request): Promise<Response> {
+  const path = decodeURIComponent(new URL(request.url).pathname);
+  const file = resolve(SHARED_DATA, `.${path}`);
+  if (!file.startsWith(SHARED_DATA)) return new Response('outside data dir', { status: 403 });
+  try {
+    return new Response(await readFile(file));
+  } catch {
+    return new Response(`no such file: ${path}`, { status: 404 });
+  }
+}
+
+export default defineConfig(async () => ({
+  plugins: [
+    cloudflareTest({
+      main: './src/index.ts',
+      wrangler: { configPath: './wrangler.toml' },
+      remoteBindings: false,
+      miniflare: {
+        bindings: { TEST_MIGRATIONS: await readD1Migrations('./migrations') },
+        serviceBindings: { TEST_DATA: serveSharedData },
+      },
+    }),
+  ],
+  test: {
+    setupFiles: ['./test/setup.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+  },
+}));
