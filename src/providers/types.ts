@@ -1,0 +1,85 @@
+/**
+ * The engine's provider interfaces. One composition root (`providers/index.ts`) picks an
+ * implementation from config; nothing else touches `env.AI`, `env.VECTORIZE` or OpenAI.
+ * Every interface is batch-first, and every implementation turns its backend's failures
+ * into `AppError`s (retryable or not).
+ */
+
+/** Turns texts into vectors of a fixed dimension. */
+export interface EmbeddingProvider {
+  /** Identifies the model; stored with each chunk so a model change is detectable. */
+  readonly model: string;
+  readonly dimensions: number;
+  /** Most texts accepted by one `embed` call. */
+  readonly maxBatchSize: number;
+  /** One vector per text, in order. */
+  embed(texts: string[]): Promise<Float32Array[]>;
+}
+
+/** Metadata values a vector carries for filtering (Vectorize accepts the same kinds). */
+export type MetadataValue = string | number | boolean;
+export type VectorMetadata = Record<string, MetadataValue>;
+
+export interface VectorRecord {
+  /** ≤ 64 bytes (Vectorize's limit). */
+  id: string;
+  values: Float32Array | number[];
+  metadata: VectorMetadata;
+}
+
+/**
+ * A metadata filter in Vectorize's syntax: `{ field: value }` means `$eq`;
+ * operators `$eq`, `$ne`, `$in`, `$nin`; all conditions must hold (no OR).
+ */
+export type MetadataFilter = Record<
+  string,
+  MetadataValue | { $eq?: MetadataValue; $ne?: MetadataValue; $in?: MetadataValue[]; $nin?: MetadataValue[] }
+>;
+
+export interface VectorQuery {
+  topK: number;
+  namespace: string;
+  filter?: MetadataFilter;
+}
+
+export interface VectorMatch {
+  id: string;
+  /** Cosine similarity, higher is closer. */
+  score: number;
+  metadata: VectorMetadata;
+}
+
+export interface VectorIndex {
+  readonly dimensions: number;
+  upsert(namespace: string, records: VectorRecord[]): Promise<void>;
+  deleteByIds(namespace: string, ids: string[]): Promise<void>;
+  query(vector: Float32Array | number[], query: VectorQuery): Promise<VectorMatch[]>;
+  /** Vector count per namespace, for /status. */
+  count(namespace: string): Promise<number>;
+}
+
+/** A passage handed to a chat model, numbered from 1 in the order given. */
+export interface ContextPassage {
+  text: string;
+  title: string;
+}
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+export interface ChatRequest {
+  /** The user's question (the last user message). */
+  question: string;
+  /** Earlier turns, oldest first, without the question. */
+  history: ChatMessage[];
+  passages: ContextPassage[];
+}
+
+/** Answers a question from numbered passages, citing them as [1], [2]… */
+export interface ChatModel {
+  readonly model: string;
+  /** Yields the answer in pieces; joined, they are the whole answer. */
+  stream(request: ChatRequest): AsyncIterable<string>;
+}
