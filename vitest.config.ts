@@ -4,7 +4,7 @@ import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
 
 /** The shared sample files (real PDFs, DOCX, Markdown, text, SciFact), beside this repo. */
-const SHARED_DATA = resolve(__dirname, '../shared/data');
+const SHARED_DATA = resolve(import.meta.dirname, '../shared/data');
 
 /**
  * Tests run inside workerd, which has no host file system. This service binding serves

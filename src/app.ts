@@ -1,0 +1,45 @@
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { AppError } from './errors';
+import type { AppEnv } from './http/app-env';
+import { documentRoutes } from './http/routes/documents';
+import { operationsRoutes } from './http/routes/operations';
+import { reindexRoutes } from './http/routes/reindex';
+import { retrievalRoutes } from './http/routes/retrieval';
+import { getServices } from './services';
+
+/** Bodies of the JSON endpoints (queries, chats); uploads have their own, larger limit. */
+const JSON_BODY_LIMIT = 1024 * 1024;
+
+export const app = new Hono<AppEnv>();
+
+app.use(async (c, next) => {
+  c.set('services', getServices(c.env));
+  await next();
+});
+
+app.route('/', operationsRoutes);
+app.route('/v1/documents', documentRoutes);
+app.route('/v1/reindex', reindexRoutes);
+app.use(
+  '/v1/query',
+  bodyLimit({
+    maxSize: JSON_BODY_LIMIT,
+    onError: () => {
+      throw new AppError('payload_too_large', `The request body exceeds ${JSON_BODY_LIMIT} bytes.`);
+    },
+  }),
+);
+app.use('/v1/chat', bodyLimit({ maxSize: JSON_BODY_LIMIT, onError: () => { throw new AppError('payload_too_large', `The request body exceeds ${JSON_BODY_LIMIT} bytes.`); } }));
+app.route('/v1', retrievalRoutes);
+
+app.notFound((c) => c.json({ error: { code: 'not_found', message: `No route for ${c.req.method} ${c.req.path}.` } }, 404));
+
+app.onError((error, c) => {
+  if (error instanceof AppError) {
+    if (error.status >= 500) console.error(error);
+    return c.json({ error: { code: error.code, message: error.message } }, error.status as 400);
+  }
+  console.error('unhandled error', c.req.method, c.req.path, error);
+  return c.json({ error: { code: 'internal', message: 'Internal error.' } }, 500);
+});

@@ -1,0 +1,20 @@
+import type { DocumentRecord } from '../storage/documents';
+
+/** A document as the API shows it (storage keys stay internal). */
+export function presentDocument(d: DocumentRecord) {
+  return {
+    id: d.id,
+    namespace: d.namespace,
+    title: d.title,
+    filename: d.filename,
+    type: d.type,
+    size: d.size,
+    metadata: d.metadata,
+    status: d.status,
+    error: d.error,
+    chunkCount: d.chunkCount,
+    createdAt: d.createdAt,
+    updatedAt: d.updatedAt,
+    indexedAt: d.indexedAt,
+  };
+}

@@ -1,0 +1,123 @@
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { z } from 'zod';
+import { AppError } from '../../errors';
+import { removeFromIndexes } from '../../ingestion/pipeline';
+import { acceptUploads, type UploadFile } from '../../ingestion/upload';
+import type { AppEnv } from '../app-env';
+import { presentDocument } from '../present';
+import { Metadata, Namespace, readJson, validate } from '../validation';
+
+const TextUpload = z.object({
+  text: z.string().refine((t) => t.trim().length > 0, 'text must not be empty'),
+  title: z.string().max(512).optional(),
+  filename: z.string().max(255).optional(),
+  metadata: Metadata.default({}),
+  namespace: Namespace.optional(),
+});
+
+const ListQuery = z.object({
+  status: z.enum(['queued', 'processing', 'ready', 'failed']).optional(),
+  namespace: Namespace.optional(),
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: z.coerce.number().int().positive().optional(),
+});
+
+export const documentRoutes = new Hono<AppEnv>();
+
+documentRoutes.post(
+  '/',
+  // Rejects on Content-Length, or while streaming a chunked body, without buffering it.
+  (c, next) =>
+    bodyLimit({
+      maxSize: c.var.services.config.MAX_UPLOAD_BYTES,
+      onError: () => {
+        throw new AppError('payload_too_large', `The upload exceeds ${c.var.services.config.MAX_UPLOAD_BYTES} bytes.`);
+      },
+    })(c, next),
+  async (c) => {
+    const { services } = c.var;
+    const contentType = c.req.header('content-type') ?? '';
+    let files: UploadFile[];
+    let namespace: string | undefined;
+    let metadata: Record<string, string | number | boolean> = {};
+
+    if (contentType.startsWith('multipart/form-data')) {
+      const form = await c.req.formData().catch(() => {
+        throw new AppError('bad_request', 'The multipart body could not be read.');
+      });
+      files = [];
+      for (const value of form.values()) {
+        if (typeof value === 'string') continue;
+        files.push({ bytes: new Uint8Array(await value.arrayBuffer()), filename: value.name || undefined });
+      }
+      const title = form.get('title');
+      if (typeof title === 'string' && files.length === 1 && files[0]) files[0].title = title;
+      const ns = form.get('namespace');
+      if (typeof ns === 'string') namespace = validate(Namespace, ns);
+      const meta = form.get('metadata');
+      if (typeof meta === 'string') metadata = validate(Metadata, parseJsonField(meta));
+    } else if (contentType.startsWith('application/json')) {
+      const body = await readJson(c, TextUpload);
+      files = [{ bytes: new TextEncoder().encode(body.text), filename: body.filename, title: body.title }];
+      namespace = body.namespace;
+      metadata = body.metadata;
+    } else {
+      throw new AppError(
+        'unsupported_media_type',
+        'Send files as multipart/form-data, or JSON { "text": "…" } as application/json.',
+      );
+    }
+
+    if (files.length === 0) throw new AppError('bad_request', 'The multipart body contains no file.');
+    if (files.length > services.config.MAX_FILES_PER_UPLOAD) {
+      throw new AppError('bad_request', `At most ${services.config.MAX_FILES_PER_UPLOAD} files per request.`);
+    }
+    const documents = await acceptUploads(services, files, {
+      namespace: namespace ?? services.config.DEFAULT_NAMESPACE,
+      metadata,
+    });
+    return c.json({ documents }, 202);
+  },
+);
+
+documentRoutes.get('/', async (c) => {
+  const query = validate(ListQuery, c.req.query());
+  const page = await c.var.services.documents.list(query);
+  return c.json({ documents: page.documents.map(presentDocument), nextCursor: page.nextCursor });
+});
+
+documentRoutes.get('/:id', async (c) => {
+  const document = await c.var.services.documents.get(c.req.param('id'));
+  if (!document) throw new AppError('not_found', 'No document with this id.');
+  return c.json(presentDocument(document));
+});
+
+documentRoutes.delete('/:id', async (c) => {
+  const { services } = c.var;
+  const document = await services.documents.get(c.req.param('id'));
+  if (!document) throw new AppError('not_found', 'No document with this id.');
+  // Index entries first, then the row, then the original: a failure part-way leaves a
+  // document that is still listed and can be deleted again, never an orphan.
+  await removeFromIndexes(services, document);
+  await services.documents.delete(document.id);
+  await services.originals.delete(document.r2Key);
+  return c.json({ id: document.id, deleted: true });
+});
+
+documentRoutes.post('/:id/reindex', async (c) => {
+  const { services } = c.var;
+  const document = await services.documents.get(c.req.param('id'));
+  if (!document) throw new AppError('not_found', 'No document with this id.');
+  await services.documents.markQueued([document.id]);
+  await services.queue.send({ type: 'ingest', documentId: document.id });
+  return c.json({ id: document.id, status: 'queued' }, 202);
+});
+
+function parseJsonField(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new AppError('bad_request', 'metadata: not valid JSON.');
+  }
+}

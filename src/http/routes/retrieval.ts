@@ -1,0 +1,85 @@
+import { Hono } from 'hono';
+import { streamSSE } from 'hono/streaming';
+import { z } from 'zod';
+import { citationsOf, startAnswer } from '../../generation/answer';
+import type { Passage } from '../../retrieval/search';
+import { search } from '../../retrieval/search';
+import type { AppEnv } from '../app-env';
+import { Filter, Namespace, readJson } from '../validation';
+
+const Retrieval = {
+  topK: z.number().int().min(1).max(50).optional(),
+  namespace: Namespace.optional(),
+  filter: Filter.optional(),
+  mode: z.enum(['hybrid', 'vector', 'keyword']).default('hybrid'),
+};
+
+const QueryBody = z.object({ query: z.string().trim().min(1).max(4096), ...Retrieval });
+
+const Message = z.object({ role: z.enum(['system', 'user', 'assistant']), content: z.string().max(16_384) });
+const ChatBody = z
+  .object({
+    query: z.string().trim().min(1).max(4096).optional(),
+    messages: z.array(Message).min(1).max(50).optional(),
+    stream: z.boolean().default(false),
+    ...Retrieval,
+  })
+  .refine((b) => b.query !== undefined || b.messages?.some((m) => m.role === 'user'), {
+    message: 'send "query", or "messages" with at least one user message',
+  });
+
+export const retrievalRoutes = new Hono<AppEnv>();
+
+retrievalRoutes.post('/query', async (c) => {
+  const { services } = c.var;
+  const body = await readJson(c, QueryBody);
+  const passages = await search(services, {
+    query: body.query,
+    topK: body.topK ?? services.config.DEFAULT_TOP_K,
+    namespace: body.namespace ?? services.config.DEFAULT_NAMESPACE,
+    filter: body.filter,
+    mode: body.mode,
+  });
+  return c.json({ query: body.query, passages: passages.map(presentPassage) });
+});
+
+retrievalRoutes.post('/chat', async (c) => {
+  const { services } = c.var;
+  const body = await readJson(c, ChatBody);
+  const messages = body.messages ?? [{ role: 'user' as const, content: body.query ?? '' }];
+  const { passages, pieces } = await startAnswer(services, messages, {
+    topK: body.topK ?? services.config.DEFAULT_TOP_K,
+    namespace: body.namespace ?? services.config.DEFAULT_NAMESPACE,
+    filter: body.filter,
+    mode: body.mode,
+  });
+
+  if (!body.stream) {
+    let answer = '';
+    for await (const piece of pieces) answer += piece;
+    return c.json({ answer, citations: citationsOf(answer, passages), passages: passages.map(presentPassage) });
+  }
+  // Server-sent events: the passages first (so a client can show sources at once), then
+  // the answer as it is produced, then the citations it made.
+  return streamSSE(c, async (stream) => {
+    await stream.writeSSE({ event: 'passages', data: JSON.stringify(passages.map(presentPassage)) });
+    let answer = '';
+    for await (const piece of pieces) {
+      answer += piece;
+      await stream.writeSSE({ event: 'delta', data: JSON.stringify({ text: piece }) });
+    }
+    await stream.writeSSE({ event: 'done', data: JSON.stringify({ answer, citations: citationsOf(answer, passages) }) });
+  });
+});
+
+function presentPassage(p: Passage, index: number) {
+  return {
+    number: index + 1,
+    id: p.id,
+    documentId: p.documentId,
+    title: p.title,
+    text: p.text,
+    score: p.score,
+    position: { index: p.position, page: p.page, headings: p.headings },
+  };
+}

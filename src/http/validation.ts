@@ -1,0 +1,49 @@
+import type { Context } from 'hono';
+import { z } from 'zod';
+import { AppError } from '../errors';
+
+/** Reads a JSON body and validates it, answering 400 with what is wrong. */
+export async function readJson<T extends z.ZodType>(c: Context, schema: T): Promise<z.infer<T>> {
+  let body: unknown;
+  try {
+    body = await c.req.json();
+  } catch {
+    throw new AppError('invalid_json', 'The request body is not valid JSON.');
+  }
+  return validate(schema, body);
+}
+
+export function validate<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message));
+    throw new AppError('bad_request', problems.join('; '));
+  }
+  return result.data;
+}
+
+const FIELD = z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/, 'field names are letters, digits, _ . - (≤ 64)');
+const VALUE = z.union([z.string().max(1024), z.number(), z.boolean()]);
+
+export const Namespace = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,64}$/, 'a namespace is 1-64 letters, digits, _ or -');
+
+/** Filterable document metadata (kept small: it travels with every vector, ≤ 10 KiB in Vectorize). */
+export const Metadata = z
+  .record(FIELD, VALUE)
+  .refine((m) => Object.keys(m).length <= 32, 'at most 32 metadata fields')
+  .refine((m) => !('documentId' in m), '"documentId" is reserved');
+
+/** Vectorize's filter syntax: `{ field: value }` or `{ field: { $eq|$ne: v, $in|$nin: [v…] } }`. */
+export const Filter = z.record(
+  FIELD,
+  z.union([
+    VALUE,
+    z
+      .object({ $eq: VALUE, $ne: VALUE, $in: z.array(VALUE).min(1).max(100), $nin: z.array(VALUE).min(1).max(100) })
+      .partial()
+      .strict()
+      .refine((o) => Object.keys(o).length > 0, 'an operator object needs $eq, $ne, $in or $nin'),
+  ]),
+);

@@ -1,0 +1,99 @@
+import { AppError } from '../errors';
+import type { VectorMetadata } from '../providers/types';
+import type { Services } from '../services';
+import type { DocumentStatus, NewDocument } from '../storage/documents';
+import { sha256Hex } from '../text/hash';
+import { detectType } from './detect';
+
+export interface UploadFile {
+  bytes: Uint8Array;
+  filename?: string;
+  title?: string;
+}
+
+export interface AcceptedDocument {
+  id: string;
+  title: string;
+  status: DocumentStatus;
+  /** True when these exact bytes were already uploaded to this namespace. */
+  duplicate: boolean;
+}
+
+/** Queues accept at most 100 messages per sendBatch. */
+const QUEUE_BATCH = 100;
+
+/**
+ * Stores uploaded files in R2, records them as `queued` and enqueues their ingestion.
+ * A document's id is the hash of its namespace and bytes, so uploading the same file
+ * again returns the existing document instead of creating a second one (a failed one
+ * is queued again). Every file is checked before anything is stored: one unsupported
+ * file rejects the whole request, and nothing of it is kept.
+ */
+export async function acceptUploads(
+  services: Services,
+  files: UploadFile[],
+  options: { namespace: string; metadata: VectorMetadata },
+): Promise<AcceptedDocument[]> {
+  const prepared = await Promise.all(
+    files.map(async (file) => {
+      const type = detectType(file.bytes, file.filename);
+      if (!type) {
+        throw new AppError(
+          'unsupported_media_type',
+          `${file.filename ? `"${file.filename}"` : 'The upload'} is not a supported document: send text, Markdown, PDF or DOCX.`,
+        );
+      }
+      const id = (await sha256Hex(concat(`${options.namespace}\u0000`, file.bytes))).slice(0, 32);
+      const document: NewDocument = {
+        id,
+        namespace: options.namespace,
+        title: file.title?.trim() || file.filename || 'Untitled',
+        filename: file.filename ?? null,
+        type,
+        size: file.bytes.byteLength,
+        r2Key: `originals/${options.namespace}/${id}`,
+        metadata: options.metadata,
+      };
+      return { document, bytes: file.bytes };
+    }),
+  );
+
+  const existing = await services.documents.getMany(prepared.map((p) => p.document.id));
+  const fresh = new Map<string, (typeof prepared)[number]>();
+  for (const item of prepared) {
+    const known = existing.get(item.document.id);
+    if (!known || known.status === 'failed') fresh.set(item.document.id, item);
+  }
+
+  await Promise.all(
+    [...fresh.values()].map(({ document, bytes }) =>
+      services.originals.put(document.r2Key, bytes, {
+        customMetadata: { documentId: document.id, filename: document.filename ?? '', namespace: document.namespace },
+      }),
+    ),
+  );
+  await services.documents.enqueue([...fresh.values()].map((item) => item.document));
+  const messages = [...fresh.keys()].map((documentId) => ({ body: { type: 'ingest' as const, documentId } }));
+  for (let i = 0; i < messages.length; i += QUEUE_BATCH) {
+    await services.queue.sendBatch(messages.slice(i, i + QUEUE_BATCH));
+  }
+
+  return prepared.map(({ document }) => {
+    const known = existing.get(document.id);
+    const requeued = fresh.has(document.id);
+    return {
+      id: document.id,
+      title: requeued ? document.title : (known?.title ?? document.title),
+      status: requeued ? 'queued' : (known?.status ?? 'queued'),
+      duplicate: Boolean(known),
+    };
+  });
+}
+
+function concat(prefix: string, bytes: Uint8Array): Uint8Array {
+  const head = new TextEncoder().encode(prefix);
+  const out = new Uint8Array(head.byteLength + bytes.byteLength);
+  out.set(head);
+  out.set(bytes, head.byteLength);
+  return out;
+}

@@ -1,0 +1,25 @@
+export interface Ranking {
+  /** Ids, best first. */
+  ids: string[];
+  weight: number;
+}
+
+export interface FusedResult {
+  id: string;
+  score: number;
+}
+
+/**
+ * Reciprocal rank fusion (Cormack et al., 2009): score(d) = Σ weight / (k + rank(d)),
+ * rank starting at 1. It needs no score calibration between retrievers, which is why it
+ * suits cosine similarities and bm25 scores that live on unrelated scales. Ties keep the
+ * order in which ids were first seen, so the result is deterministic.
+ */
+export function reciprocalRankFusion(rankings: Ranking[], k: number): FusedResult[] {
+  const scores = new Map<string, number>();
+  for (const { ids, weight } of rankings) {
+    ids.forEach((id, index) => scores.set(id, (scores.get(id) ?? 0) + weight / (k + index + 1)));
+  }
+  // Map iteration is insertion order and Array.prototype.sort is stable.
+  return [...scores].map(([id, score]) => ({ id, score })).sort((a, b) => b.score - a.score);
+}

@@ -1,0 +1,126 @@
+/** A chunk as stored: its text, where it sits in its document, and which model embedded it. */
+export interface ChunkRecord {
+  id: string;
+  documentId: string;
+  namespace: string;
+  position: number;
+  text: string;
+  /** Title and heading path: indexed with the text, shown as the passage's context. */
+  context: string;
+  page?: number;
+  headings?: string[];
+  tokens: number;
+  embeddingModel: string;
+}
+
+/** A chunk of a searchable document, with the document's title: what retrieval returns. */
+export interface StoredPassage {
+  id: string;
+  documentId: string;
+  title: string;
+  text: string;
+  position: number;
+  page: number | null;
+  headings: string[] | null;
+}
+
+export interface PassageRow {
+  id: string;
+  document_id: string;
+  title: string;
+  text: string;
+  position: number;
+  page: number | null;
+  headings: string | null;
+}
+
+export const PASSAGE_COLUMNS = 'c.id, c.document_id, d.title, c.text, c.position, c.page, c.headings';
+
+export function passageFromRow(row: PassageRow): StoredPassage {
+  return {
+    id: row.id,
+    documentId: row.document_id,
+    title: row.title,
+    text: row.text,
+    position: row.position,
+    page: row.page,
+    headings: row.headings ? (JSON.parse(row.headings) as string[]) : null,
+  };
+}
+
+/** D1 statements per batch call, kept well below D1's limits on batch size and duration. */
+const WRITE_BATCH = 200;
+
+/** Chunk rows in D1; the FTS5 keyword index follows them through triggers. */
+export class ChunkStore {
+  readonly #db: D1Database;
+
+  constructor(db: D1Database) {
+    this.#db = db;
+  }
+
+  /** Chunk id → the embedding model of its stored vector, for one document. */
+  async embeddedModels(documentId: string): Promise<Map<string, string>> {
+    const { results } = await this.#db
+      .prepare('SELECT id, embedding_model FROM chunks WHERE document_id = ?')
+      .bind(documentId)
+      .all<{ id: string; embedding_model: string }>();
+    return new Map(results.map((row) => [row.id, row.embedding_model]));
+  }
+
+  /**
+   * Makes the document's rows exactly `chunks`: inserts new ones, updates moved ones
+   * (text is immutable per id, so only position and context change), deletes the rest.
+   */
+  async replaceDocumentChunks(documentId: string, chunks: ChunkRecord[], staleIds: string[]): Promise<void> {
+    const upsert = this.#db.prepare(
+      `INSERT INTO chunks (id, document_id, namespace, position, text, context, page, headings, tokens, embedding_model)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET position = excluded.position, context = excluded.context, page = excluded.page,
+         headings = excluded.headings, embedding_model = excluded.embedding_model`,
+    );
+    const remove = this.#db.prepare('DELETE FROM chunks WHERE id = ? AND document_id = ?');
+    const statements = [
+      ...chunks.map((c) =>
+        upsert.bind(
+          c.id,
+          c.documentId,
+          c.namespace,
+          c.position,
+          c.text,
+          c.context,
+          c.page ?? null,
+          c.headings?.length ? JSON.stringify(c.headings) : null,
+          c.tokens,
+          c.embeddingModel,
+        ),
+      ),
+      ...staleIds.map((id) => remove.bind(id, documentId)),
+    ];
+    for (let i = 0; i < statements.length; i += WRITE_BATCH) {
+      await this.#db.batch(statements.slice(i, i + WRITE_BATCH));
+    }
+  }
+
+  /** Removes every chunk of a document; returns their ids (for the vector index). */
+  async deleteDocumentChunks(documentId: string): Promise<string[]> {
+    const { results } = await this.#db
+      .prepare('DELETE FROM chunks WHERE document_id = ? RETURNING id')
+      .bind(documentId)
+      .all<{ id: string }>();
+    return results.map((row) => row.id);
+  }
+
+  async ids(documentId: string): Promise<string[]> {
+    const { results } = await this.#db
+      .prepare('SELECT id FROM chunks WHERE document_id = ?')
+      .bind(documentId)
+      .all<{ id: string }>();
+    return results.map((row) => row.id);
+  }
+
+  async count(): Promise<number> {
+    const row = await this.#db.prepare('SELECT COUNT(*) AS n FROM chunks').first<{ n: number }>();
+    return row?.n ?? 0;
+  }
+}

@@ -1,0 +1,197 @@
+import type { DocumentType } from '../ingestion/types';
+import type { VectorMetadata } from '../providers/types';
+
+export type DocumentStatus = 'queued' | 'processing' | 'ready' | 'failed';
+
+export interface DocumentRecord {
+  id: string;
+  namespace: string;
+  title: string;
+  filename: string | null;
+  type: DocumentType;
+  size: number;
+  r2Key: string;
+  metadata: VectorMetadata;
+  status: DocumentStatus;
+  error: string | null;
+  chunkCount: number;
+  embeddingModel: string | null;
+  indexedAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+interface DocumentRow {
+  id: string;
+  namespace: string;
+  title: string;
+  filename: string | null;
+  type: DocumentType;
+  size: number;
+  r2_key: string;
+  metadata: string;
+  status: DocumentStatus;
+  error: string | null;
+  chunk_count: number;
+  embedding_model: string | null;
+  indexed_at: string | null;
+  created_at: string;
+  updated_at: string;
+  seq?: number;
+}
+
+function fromRow(row: DocumentRow): DocumentRecord {
+  return {
+    id: row.id,
+    namespace: row.namespace,
+    title: row.title,
+    filename: row.filename,
+    type: row.type,
+    size: row.size,
+    r2Key: row.r2_key,
+    metadata: JSON.parse(row.metadata) as VectorMetadata,
+    status: row.status,
+    error: row.error,
+    chunkCount: row.chunk_count,
+    embeddingModel: row.embedding_model,
+    indexedAt: row.indexed_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+export type NewDocument = Pick<DocumentRecord, 'id' | 'namespace' | 'title' | 'filename' | 'type' | 'size' | 'r2Key' | 'metadata'>;
+
+/** The document catalog in D1. */
+export class DocumentStore {
+  readonly #db: D1Database;
+
+  constructor(db: D1Database) {
+    this.#db = db;
+  }
+
+  async get(id: string): Promise<DocumentRecord | null> {
+    const row = await this.#db.prepare('SELECT * FROM documents WHERE id = ?').bind(id).first<DocumentRow>();
+    return row ? fromRow(row) : null;
+  }
+
+  async getMany(ids: string[]): Promise<Map<string, DocumentRecord>> {
+    const found = new Map<string, DocumentRecord>();
+    // D1 binds at most 100 parameters per statement.
+    for (let i = 0; i < ids.length; i += 100) {
+      const slice = ids.slice(i, i + 100);
+      const { results } = await this.#db
+        .prepare(`SELECT * FROM documents WHERE id IN (${slice.map(() => '?').join(',')})`)
+        .bind(...slice)
+        .all<DocumentRow>();
+      for (const row of results) found.set(row.id, fromRow(row));
+    }
+    return found;
+  }
+
+  /** Inserts new documents as `queued`, or re-queues existing ones (a re-upload of the same bytes). */
+  async enqueue(documents: NewDocument[]): Promise<void> {
+    if (documents.length === 0) return;
+    const now = new Date().toISOString();
+    const statement = this.#db.prepare(
+      `INSERT INTO documents (id, namespace, title, filename, type, size, r2_key, metadata, status, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)
+       ON CONFLICT (id) DO UPDATE SET status = 'queued', error = NULL, title = excluded.title,
+         filename = excluded.filename, metadata = excluded.metadata, updated_at = excluded.updated_at`,
+    );
+    await this.#db.batch(
+      documents.map((d) =>
+        statement.bind(d.id, d.namespace, d.title, d.filename, d.type, d.size, d.r2Key, JSON.stringify(d.metadata), now, now),
+      ),
+    );
+  }
+
+  /** Pages newest first; `cursor` is the `nextCursor` of the previous page. */
+  async list(options: { namespace?: string; status?: DocumentStatus; limit: number; cursor?: number }) {
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    if (options.namespace) (where.push('namespace = ?'), params.push(options.namespace));
+    if (options.status) (where.push('status = ?'), params.push(options.status));
+    if (options.cursor !== undefined) (where.push('rowid < ?'), params.push(options.cursor));
+    const sql = `SELECT rowid AS seq, * FROM documents ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+                 ORDER BY rowid DESC LIMIT ?`;
+    const { results } = await this.#db
+      .prepare(sql)
+      .bind(...params, options.limit + 1)
+      .all<DocumentRow>();
+    const page = results.slice(0, options.limit);
+    const last = page.at(-1);
+    return {
+      documents: page.map(fromRow),
+      nextCursor: results.length > options.limit && last ? String(last.seq) : null,
+    };
+  }
+
+  /** Claims a document for processing; false when it is gone (deleted meanwhile). */
+  async markProcessing(id: string): Promise<boolean> {
+    const result = await this.#db
+      .prepare(`UPDATE documents SET status = 'processing', updated_at = ? WHERE id = ?`)
+      .bind(new Date().toISOString(), id)
+      .run();
+    return result.meta.changes > 0;
+  }
+
+  /** Marks a document searchable; false when it was deleted while being processed. */
+  async markReady(id: string, chunkCount: number, embeddingModel: string): Promise<boolean> {
+    const now = new Date().toISOString();
+    const result = await this.#db
+      .prepare(
+        `UPDATE documents SET status = 'ready', error = NULL, chunk_count = ?, embedding_model = ?, indexed_at = ?, updated_at = ?
+         WHERE id = ?`,
+      )
+      .bind(chunkCount, embeddingModel, now, now, id)
+      .run();
+    return result.meta.changes > 0;
+  }
+
+  async markFailed(id: string, reason: string): Promise<void> {
+    await this.#db
+      .prepare(
+        `UPDATE documents SET status = 'failed', error = ?, chunk_count = 0, indexed_at = NULL, updated_at = ? WHERE id = ?`,
+      )
+      .bind(reason, new Date().toISOString(), id)
+      .run();
+  }
+
+  /** Back in the queue after a transient failure; `note` says why, for the user. */
+  async markRetrying(id: string, note: string): Promise<void> {
+    await this.#db
+      .prepare(`UPDATE documents SET status = 'queued', error = ?, updated_at = ? WHERE id = ?`)
+      .bind(note, new Date().toISOString(), id)
+      .run();
+  }
+
+  async markQueued(ids: string[]): Promise<void> {
+    const now = new Date().toISOString();
+    const statement = this.#db.prepare(`UPDATE documents SET status = 'queued', updated_at = ? WHERE id = ?`);
+    for (let i = 0; i < ids.length; i += 500) {
+      await this.#db.batch(ids.slice(i, i + 500).map((id) => statement.bind(now, id)));
+    }
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.#db.prepare('DELETE FROM documents WHERE id = ?').bind(id).run();
+  }
+
+  async allIds(namespace?: string): Promise<string[]> {
+    const statement = namespace
+      ? this.#db.prepare('SELECT id FROM documents WHERE namespace = ?').bind(namespace)
+      : this.#db.prepare('SELECT id FROM documents');
+    const { results } = await statement.all<{ id: string }>();
+    return results.map((row) => row.id);
+  }
+
+  async countByStatus(): Promise<Record<DocumentStatus, number>> {
+    const { results } = await this.#db
+      .prepare('SELECT status, COUNT(*) AS n FROM documents GROUP BY status')
+      .all<{ status: DocumentStatus; n: number }>();
+    const counts: Record<DocumentStatus, number> = { queued: 0, processing: 0, ready: 0, failed: 0 };
+    for (const row of results) counts[row.status] = row.n;
+    return counts;
+  }
+}
