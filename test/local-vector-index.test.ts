@@ -1,0 +1,182 @@
+import { evictDurableObject } from 'cloudflare:test';
+import { env } from 'cloudflare:workers';
+import { describe, expect, it } from 'vitest';
+import { AppError } from '../src/errors';
+import { LocalVectorIndexClient, type LocalVectorIndex } from '../src/providers/local-vector-index';
+import type { VectorMetadata } from '../src/providers/types';
+
+// worker-configuration.d.ts (generated before the class existed) types the binding as untyped.
+const ns = env.VECTOR_INDEX as unknown as DurableObjectNamespace<LocalVectorIndex>;
+const client = (dims: number) => new LocalVectorIndexClient(ns, dims);
+
+/** Deterministic PRNG (mulberry32), so a failure reproduces. */
+function rng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const randomVectors = (n: number, dims: number, seed: number) => {
+  const r = rng(seed);
+  return Array.from({ length: n }, () => Float32Array.from({ length: dims }, () => r() * 2 - 1));
+};
+function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let dot = 0, na = 0, nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i]! * b[i]!;
+    na += a[i]! * a[i]!;
+    nb += b[i]! * b[i]!;
+  }
+  return na && nb ? dot / Math.sqrt(na * nb) : 0;
+}
+const expectBadRequest = async (p: Promise<unknown>, text: string) => {
+  const err = await p.then(() => null, (e: unknown) => e);
+  expect(err).toBeInstanceOf(AppError);
+  expect((err as AppError).code).toBe('bad_request');
+  expect((err as AppError).message).toContain(text);
+};
+
+describe('LocalVectorIndex', () => {
+  it('returns the exact top-k by cosine similarity', async () => {
+    const index = client(32);
+    const vectors = randomVectors(600, 32, 1);
+    const records = vectors.map((values, i) => ({ id: `v${i}`, values, metadata: { i } }));
+    await index.upsert('topk', records.slice(0, 300));
+    await index.upsert('topk', records.slice(300));
+    expect(await index.count('topk')).toBe(600);
+    for (const q of randomVectors(5, 32, 2)) {
+      const expected = vectors.map((v, i) => ({ id: `v${i}`, score: cosine(q, v) })).sort((a, b) => b.score - a.score).slice(0, 10);
+      const got = await index.query(q, { namespace: 'topk', topK: 10 });
+      expect(got.map((m) => m.id)).toEqual(expected.map((m) => m.id));
+      got.forEach((m, j) => expect(m.score).toBeCloseTo(expected[j]!.score, 5));
+      expect(got[0]!.metadata).toEqual({ i: Number(got[0]!.id.slice(1)) });
+    }
+  });
+
+  it('returns fewer than topK when the index is small, and nothing when empty', async () => {
+    const index = client(3);
+    expect(await index.query([1, 0, 0], { namespace: 'small', topK: 5 })).toEqual([]);
+    await index.upsert('small', [{ id: 'a', values: [1, 0, 0], metadata: {} }, { id: 'b', values: [0, 2, 0], metadata: {} }]);
+    const got = await index.query([1, 1, 0], { namespace: 'small', topK: 5 });
+    expect(got.map((m) => m.id).sort()).toEqual(['a', 'b']);
+    expect(got[0]!.score).toBeCloseTo(Math.SQRT1_2, 6);
+  });
+
+  it('scores zero vectors as 0, not NaN', async () => {
+    const index = client(3);
+    await index.upsert('zero', [{ id: 'z', values: [0, 0, 0], metadata: {} }, { id: 'x', values: [1, 0, 0], metadata: {} }]);
+    const got = await index.query([1, 0, 0], { namespace: 'zero', topK: 2 });
+    expect(got).toEqual([{ id: 'x', score: 1, metadata: {} }, { id: 'z', score: 0, metadata: {} }]);
+    const fromZero = await index.query([0, 0, 0], { namespace: 'zero', topK: 2 });
+    expect(fromZero.map((m) => m.score)).toEqual([0, 0]);
+  });
+
+  it('replaces a vector and its metadata on upsert of the same id', async () => {
+    const index = client(2);
+    await index.upsert('replace', [{ id: 'a', values: [1, 0], metadata: { v: 1 } }, { id: 'b', values: [0, 1], metadata: { v: 1 } }]);
+    await index.query([1, 0], { namespace: 'replace', topK: 1 }); // loads the cache, so the next upsert patches it
+    await index.upsert('replace', [{ id: 'a', values: [0, -1], metadata: { v: 2 } }]);
+    expect(await index.count('replace')).toBe(2);
+    expect(await index.query([0, -1], { namespace: 'replace', topK: 2 })).toEqual([
+      { id: 'a', score: 1, metadata: { v: 2 } },
+      { id: 'b', score: -1, metadata: { v: 1 } },
+    ]);
+  });
+
+  it('deletes by id (cache loaded or not), ignoring unknown ids', async () => {
+    const index = client(4);
+    const records = randomVectors(50, 4, 3).map((values, i) => ({ id: `d${i}`, values, metadata: {} }));
+    await index.upsert('delete', records);
+    await index.deleteByIds('delete', ['d0', 'nope']);
+    await index.query(records[1]!.values, { namespace: 'delete', topK: 1 });
+    await index.deleteByIds('delete', ['d1', 'd7', 'd49']);
+    expect(await index.count('delete')).toBe(46);
+    const ids = (await index.query(records[1]!.values, { namespace: 'delete', topK: 100 })).map((m) => m.id);
+    expect(ids).toHaveLength(46);
+    for (const gone of ['d0', 'd1', 'd7', 'd49']) expect(ids).not.toContain(gone);
+    // The row swapped into a deleted slot still scores against its own vector.
+    expect((await index.query(records[48]!.values, { namespace: 'delete', topK: 1 }))[0]!.id).toBe('d48');
+  });
+
+  it('keeps namespaces isolated', async () => {
+    const index = client(2);
+    await index.upsert('iso-a', [{ id: 'same', values: [1, 0], metadata: { ns: 'a' } }]);
+    await index.upsert('iso-b', [{ id: 'same', values: [0, 1], metadata: { ns: 'b' } }, { id: 'other', values: [1, 1], metadata: {} }]);
+    expect(await index.count('iso-a')).toBe(1);
+    expect(await index.count('iso-b')).toBe(2);
+    expect(await index.query([1, 0], { namespace: 'iso-a', topK: 5 })).toEqual([{ id: 'same', score: 1, metadata: { ns: 'a' } }]);
+    await index.deleteByIds('iso-b', ['same']);
+    expect(await index.count('iso-a')).toBe(1);
+  });
+
+  it('applies Vectorize filter semantics', async () => {
+    const index = client(2);
+    const metas: Record<string, VectorMetadata> = {
+      a: { doc: 'd1', lang: 'en', n: 1 },
+      b: { doc: 'd2', lang: 'fr', n: 2 },
+      c: { doc: 'd3', n: 3, draft: true },
+      d: { doc: 'd1', lang: 'de', n: 4 },
+    };
+    await index.upsert('filter', Object.entries(metas).map(([id, metadata]) => ({ id, values: [1, 0.1], metadata })));
+    const ids = async (filter: Parameters<LocalVectorIndexClient['query']>[1]['filter']) =>
+      (await index.query([1, 0], { namespace: 'filter', topK: 10, filter })).map((m) => m.id).sort();
+    expect(await ids({ doc: 'd1' })).toEqual(['a', 'd']);
+    expect(await ids({ doc: { $eq: 'd1' }, lang: 'de' })).toEqual(['d']);
+    expect(await ids({ lang: { $eq: 'en' } })).toEqual(['a']);
+    expect(await ids({ lang: { $ne: 'en' } })).toEqual(['b', 'c', 'd']); // missing lang passes $ne
+    expect(await ids({ lang: { $in: ['en', 'fr'] } })).toEqual(['a', 'b']); // missing lang fails $in
+    expect(await ids({ lang: { $nin: ['en', 'fr'] } })).toEqual(['c', 'd']); // missing lang passes $nin
+    expect(await ids({ n: { $in: [2, 3] }, draft: true })).toEqual(['c']);
+    expect(await ids({ n: { $in: ['2'] } })).toEqual([]); // types compare strictly
+    expect(await ids({ missing: 'x' })).toEqual([]);
+    expect(await ids({ n: { $ne: 1, $nin: [4] } })).toEqual(['b', 'c']);
+    expect(await ids({})).toEqual(['a', 'b', 'c', 'd']);
+  });
+
+  it('rejects bad filters, naming the operator', async () => {
+    const index = client(2);
+    await index.upsert('badfilter', [{ id: 'a', values: [1, 0], metadata: { n: 1 } }]);
+    const badFilter = JSON.parse('{"n":{"$gt":0}}') as { n: number };
+    await expectBadRequest(index.query([1, 0], { namespace: 'badfilter', topK: 1, filter: badFilter }), '$gt');
+    const notArray = JSON.parse('{"n":{"$in":1}}') as { n: number };
+    await expectBadRequest(index.query([1, 0], { namespace: 'badfilter', topK: 1, filter: notArray }), '$in');
+  });
+
+  it('enforces Vectorize limits', async () => {
+    const index = client(2);
+    const ns = 'limits';
+    await index.upsert(ns, [{ id: 'é'.repeat(32), values: [1, 0], metadata: {} }]); // 64 bytes: allowed
+    await expectBadRequest(index.upsert(ns, [{ id: 'é'.repeat(32) + 'x', values: [1, 0], metadata: {} }]), '64 bytes');
+    await expectBadRequest(index.upsert(ns, [{ id: '', values: [1, 0], metadata: {} }]), 'id must be');
+    await expectBadRequest(index.query([1, 0], { namespace: ns, topK: 0 }), 'topK');
+    await expectBadRequest(index.query([1, 0], { namespace: ns, topK: 101 }), 'topK');
+    expect(await index.query([1, 0], { namespace: ns, topK: 100 })).toHaveLength(1);
+    const many = Array.from({ length: 1001 }, (_, i) => ({ id: `m${i}`, values: [1, 0], metadata: {} }));
+    await expectBadRequest(index.upsert(ns, many), '1000');
+    await expectBadRequest(index.upsert(ns, [{ id: 'nan', values: [NaN, 0], metadata: {} }]), 'finite');
+    expect(await index.count(ns)).toBe(1); // nothing from the rejected batches was written
+  });
+
+  it('rejects a dimension other than the one set by the first upsert', async () => {
+    await client(4).upsert('dims', [{ id: 'a', values: [1, 2, 3, 4], metadata: {} }]);
+    const other = client(3);
+    await expectBadRequest(other.upsert('dims', [{ id: 'b', values: [1, 2, 3], metadata: {} }]), 'vector has 3 dimensions but this index has 4');
+    await expectBadRequest(other.query([1, 2, 3], { namespace: 'dims', topK: 1 }), 'vector has 3 dimensions but this index has 4');
+    await expectBadRequest(client(4).query([1, 2], { namespace: 'dims', topK: 1 }), '2 dimensions but 4 are configured');
+  });
+
+  it('survives eviction: the cache is rebuilt from SQL', async () => {
+    const index = client(8);
+    const vectors = randomVectors(200, 8, 4);
+    await index.upsert('evict', vectors.map((values, i) => ({ id: `e${i}`, values, metadata: { i, tag: i % 2 ? 'odd' : 'even' } })));
+    await index.deleteByIds('evict', ['e5']);
+    const q = randomVectors(1, 8, 5)[0]!;
+    const before = await index.query(q, { namespace: 'evict', topK: 20, filter: { tag: 'odd' } });
+    await evictDurableObject(ns.get(ns.idFromName('evict')));
+    expect(await index.count('evict')).toBe(199);
+    expect(await index.query(q, { namespace: 'evict', topK: 20, filter: { tag: 'odd' } })).toEqual(before);
+    await expectBadRequest(client(3).upsert('evict', [{ id: 'x', values: [1, 2, 3], metadata: {} }]), 'has 8');
+  });
+});
