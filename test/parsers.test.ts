@@ -5,6 +5,7 @@ import { UnreadableDocumentError } from '../src/errors';
 import { decodeText, looksLikeText } from '../src/ingestion/decode-text';
 import { detectType } from '../src/ingestion/detect';
 import { parseDocument } from '../src/ingestion/parsers';
+import { bundledCMaps, loadBundledCMap, MissingCMapError } from '../src/ingestion/parsers/cmaps';
 import type { DocumentType, ParsedDocument } from '../src/ingestion/types';
 
 /** The shared sample files, served to workerd by the TEST_DATA service binding. */
@@ -105,53 +106,75 @@ describe('PDF samples', () => {
   });
 });
 
-describe('CJK PDFs (non-embedded Adobe-Japan1 fonts need pdf.js character maps)', () => {
-  /** A plain-text stand-in for Adobe-Japan1-UCS2 with just the CIDs of the checked phrases. */
-  const JAPAN1_UCS2: [number, string][] = [
-    // pdfminer__jo.pdf, line 2: わたくしといふ現象は (CIDs read from the page's content stream)
-    [0x398, 'わ'], [0x368, 'た'], [0x358, 'く'], [0x360, 'し'], [0x371, 'と'],
-    [0x34d, 'い'], [0x37e, 'ふ'], [0x771, '現'], [0x9c5, '象'], [0x378, 'は'],
-    // pdfminer__kampo.pdf: 歩行者 (pedestrian), set vertically, one glyph per line
-    [0xe32, '歩'], [0x7e6, '行'], [0x900, '者'],
-  ];
-  const hex = (n: number): string => n.toString(16).padStart(4, '0');
-  const cMapText = [
-    '/CIDInit /ProcSet findresource begin 12 dict begin begincmap',
-    '/CMapName /Adobe-Japan1-UCS2 def /CMapType 2 def',
-    '1 begincodespacerange <0000> <FFFF> endcodespacerange',
-    `${JAPAN1_UCS2.length} beginbfchar`,
-    ...JAPAN1_UCS2.map(([cid, ch]) => `<${hex(cid)}> <${hex(ch.codePointAt(0) ?? 0)}>`),
-    'endbfchar endcmap CMapName currentdict /CMap defineresource pop end end',
-  ].join('\n');
-  const requested: string[] = [];
-  const cMaps = {
-    packed: false,
-    load: async (filename: string) => {
-      requested.push(filename);
-      if (filename !== 'Adobe-Japan1-UCS2') throw new Error(`no CMap ${filename}`);
-      return strToU8(cMapText);
-    },
-  };
-
-  it('pdfminer__jo.pdf yields Japanese text once a character map is supplied', async () => {
+describe('CJK PDFs (non-embedded Adobe-Japan1 fonts need the bundled pdf.js character maps)', () => {
+  it('pdfminer__jo.pdf (vertical text) yields the Japanese poem', async () => {
     const bytes = await sample('pdf', 'pdfminer__jo.pdf');
     expect(detectType(bytes, 'pdfminer__jo.pdf')).toBe('pdf');
-    const doc = await parseDocument(bytes, 'pdf', { cMaps });
-    expect(doc.sections[0]?.page).toBe(1);
-    expect(onPage(doc, 1)).toContain('わたくしといふ現象は');
-    expect(requested).toContain('Adobe-Japan1-UCS2');
+    const doc = await parseDocument(bytes, 'pdf');
+    expect(doc.sections.map((s) => s.page)).toEqual([1]);
+    // Phrases checked with pdftotext, which gives the same 880 characters.
+    for (const phrase of ['わたくしといふ現象は', '因果交流電燈の', 'そのとほりの心象スケッチです']) expect(onPage(doc, 1)).toContain(phrase);
+    expect(onPage(doc, 1).replace(/\s/g, '')).toHaveLength(880); // every glyph is mapped
   });
 
-  it('pdfminer__kampo.pdf (empty user password, vertical text) is rejoined into words', async () => {
-    const doc = await parseDocument(await sample('pdf', 'pdfminer__kampo.pdf'), 'pdf', { cMaps });
-    expect(onPage(doc, 1)).toContain('歩行者');
+  it('pdfminer__kampo.pdf (empty user password, vertical text) yields the Japanese gazette text', async () => {
+    const doc = await parseSample('pdf', 'pdfminer__kampo.pdf');
+    const text = onPage(doc, 1);
+    for (const phrase of ['第二条第一項の表', '歩行者は', '道路を横断してはならないこと', '普通自転車']) expect(text).toContain(phrase);
+    // Its Ryumin and GothicBBB text is most of the page; the embedded font alone gave ~14 characters.
+    expect(text.match(/[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}]/gu)?.length).toBeGreaterThan(2000);
+    expect(text).not.toMatch(/[\0-\x08\x0b-\x1f\x7f-\x9f]/); // one glyph of its embedded font maps to U+009E
   });
 
-  it('without character maps, jo.pdf fails with the real reason, not "scanned"', async () => {
-    const error = await parseSample('pdf', 'pdfminer__jo.pdf').catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(UnreadableDocumentError);
-    expect((error as Error).message).toMatch(/fonts do not say which characters/);
-    expect((error as Error).message).not.toMatch(/scanned/);
+  it('a character map that cannot be loaded fails the PDF, naming the map, instead of indexing the rest', async () => {
+    const none = { packed: true, load: async (name: string): Promise<Uint8Array> => Promise.reject(new Error(`no ${name}`)) };
+    for (const name of ['pdfminer__jo.pdf', 'pdfminer__kampo.pdf']) {
+      const error = await parseDocument(await sample('pdf', name), 'pdf', { cMaps: none }).catch((e: unknown) => e);
+      expect(error, name).toBeInstanceOf(UnreadableDocumentError);
+      expect((error as Error).message).toMatch(/CJK character encoding.*character map Adobe-Japan1-UCS2\)/);
+    }
+  });
+});
+
+describe('bundled pdf.js character maps', () => {
+  /** The map a binary CMap is based on (`usecmap`): pdf.js loads it too. See pdf.js BinaryCMapReader. */
+  function baseCMap(data: Uint8Array): string | undefined {
+    let at = 1; // after the header byte
+    const num = (): number => {
+      let n = 0;
+      let byte: number;
+      do n = n * 128 + ((byte = data[at++] ?? 0) & 0x7f);
+      while (byte & 0x80);
+      return n;
+    };
+    while (at < data.length && (data[at] ?? 0) >> 5 === 7) {
+      const kind = (data[at++] ?? 0) & 0x1f; // metadata: 0 comment, 1 usecmap
+      const name = String.fromCharCode(...Array.from({ length: num() }, num));
+      if (kind === 1) return name;
+    }
+    return undefined;
+  }
+
+  it('loads every bundled map as fresh bytes, together with the map it is based on', async () => {
+    const names = bundledCMaps();
+    expect(names).toEqual(expect.arrayContaining(['Adobe-Japan1-UCS2.bcmap', 'Adobe-GB1-UCS2.bcmap', 'Adobe-CNS1-UCS2.bcmap', 'Adobe-Korea1-UCS2.bcmap', 'UniJIS-UCS2-H.bcmap']));
+    for (const name of names) {
+      const data = await loadBundledCMap(name);
+      expect(data, name).toBeInstanceOf(Uint8Array);
+      expect(data.byteLength, name).toBeGreaterThan(0);
+      const base = baseCMap(data);
+      if (base) expect(names, `${name} is based on ${base}`).toContain(`${base}.bcmap`);
+    }
+    const a = await loadBundledCMap('Adobe-Japan1-UCS2.bcmap');
+    a.fill(0);
+    expect((await loadBundledCMap('Adobe-Japan1-UCS2.bcmap')).some((b) => b !== 0)).toBe(true);
+  });
+
+  it('throws a clear error for a map that is not bundled', async () => {
+    const error = await loadBundledCMap('UniJIS-UTF16-H.bcmap').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MissingCMapError);
+    expect((error as Error).message).toMatch(/character map UniJIS-UTF16-H\.bcmap is not bundled/);
+    await expect(loadBundledCMap('toString')).rejects.toThrow(MissingCMapError);
   });
 });
 

@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import { AppError } from '../errors';
-import type { IngestMessage, Services } from '../services';
-import { ingestDocument } from './pipeline';
+import type { Services } from '../services';
+import { ingestDocuments } from './pipeline';
 
-const IngestMessageSchema = z.object({ type: z.literal('ingest'), documentId: z.string().min(1).max(64) });
+const IngestMessage = z.object({ type: z.literal('ingest'), documentId: z.string().min(1).max(64) });
 
 /**
  * Attempts before a document is given up on. Must match `max_retries` + 1 of the queue
@@ -17,41 +17,51 @@ export function retryDelaySeconds(attempt: number): number {
   return Math.min(600, 10 * 2 ** (attempt - 1));
 }
 
-/** Handles one batch of ingestion messages, a few documents at a time. */
+/** Handles one batch of ingestion messages: the documents are ingested together. */
 export async function consumeIngestBatch(batch: MessageBatch<unknown>, services: Services): Promise<void> {
-  const queue = [...batch.messages];
-  const worker = async () => {
-    for (let message = queue.shift(); message; message = queue.shift()) await handleMessage(message, services);
-  };
-  await Promise.all(Array.from({ length: services.config.INGEST_CONCURRENCY }, worker));
-}
-
-async function handleMessage(message: Message<unknown>, services: Services): Promise<void> {
-  const parsed = IngestMessageSchema.safeParse(message.body);
-  if (!parsed.success) {
-    // Retrying cannot fix a message we cannot read: log it and let it go.
-    console.error('ingest: dropping malformed message', message.id, JSON.stringify(message.body)?.slice(0, 500));
-    message.ack();
-    return;
-  }
-  const { documentId } = parsed.data satisfies IngestMessage;
-  try {
-    const outcome = await ingestDocument(services, documentId);
-    console.log('ingest:', documentId, JSON.stringify(outcome));
-    message.ack();
-  } catch (error) {
-    console.error('ingest: attempt', message.attempts, 'failed for', documentId, error);
-    const reason = error instanceof AppError ? error.message : 'an internal error (see the Worker logs)';
-    if (error instanceof AppError && !error.retryable) {
-      await services.documents.markFailed(documentId, `Indexing failed: ${reason}`);
+  const valid: { message: Message<unknown>; documentId: string }[] = [];
+  for (const message of batch.messages) {
+    const parsed = IngestMessage.safeParse(message.body);
+    if (parsed.success) valid.push({ message, documentId: parsed.data.documentId });
+    else {
+      // Retrying cannot fix a message we cannot read: log it and let it go.
+      console.error('ingest: dropping malformed message', message.id, JSON.stringify(message.body)?.slice(0, 500));
       message.ack();
-    } else if (message.attempts >= MAX_ATTEMPTS) {
-      await services.documents.markFailed(documentId, `Indexing failed after ${message.attempts} attempts: ${reason}`);
-      message.retry(); // past max_retries: the queue moves it to the dead-letter queue
-    } else {
-      const delaySeconds = retryDelaySeconds(message.attempts);
-      await services.documents.markRetrying(documentId, `Attempt ${message.attempts} failed (${reason}); retrying in ${delaySeconds} s.`);
-      message.retry({ delaySeconds });
+    }
+  }
+  if (valid.length === 0) return;
+
+  let outcomes: Awaited<ReturnType<typeof ingestDocuments>>;
+  try {
+    outcomes = await ingestDocuments(services, [...new Set(valid.map((v) => v.documentId))]);
+  } catch (error) {
+    // The catalog itself could not be read or written: retry the whole batch.
+    outcomes = new Map(valid.map((v) => [v.documentId, { status: 'retry', error }]));
+  }
+
+  for (const { message, documentId } of valid) {
+    const outcome = outcomes.get(documentId);
+    if (outcome?.status !== 'retry') {
+      message.ack();
+      continue;
+    }
+    console.error('ingest: attempt', message.attempts, 'failed for', documentId, outcome.error);
+    const reason = outcome.error instanceof AppError ? outcome.error.message : 'an internal error (see the Worker logs)';
+    try {
+      if (outcome.error instanceof AppError && !outcome.error.retryable) {
+        await services.documents.markFailed(documentId, `Indexing failed: ${reason}`);
+        message.ack();
+      } else if (message.attempts >= MAX_ATTEMPTS) {
+        await services.documents.markFailed(documentId, `Indexing failed after ${message.attempts} attempts: ${reason}`);
+        message.retry(); // past max_retries: the queue moves it to the dead-letter queue
+      } else {
+        const delaySeconds = retryDelaySeconds(message.attempts);
+        await services.documents.markRetrying(documentId, `Attempt ${message.attempts} failed (${reason}); retrying in ${delaySeconds} s.`);
+        message.retry({ delaySeconds });
+      }
+    } catch (error) {
+      console.error('ingest: could not record the failure of', documentId, error);
+      message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
     }
   }
 }

@@ -1,4 +1,5 @@
 import { UnreadableDocumentError } from '../errors';
+import type { VectorRecord } from '../providers/types';
 import type { Services } from '../services';
 import type { ChunkRecord } from '../storage/chunks';
 import type { DocumentRecord } from '../storage/documents';
@@ -10,67 +11,135 @@ export type IngestOutcome =
   | { status: 'ready'; chunkCount: number; embedded: number; removed: number }
   | { status: 'failed'; reason: string }
   /** The document was deleted before or while it was processed. */
-  | { status: 'gone' };
+  | { status: 'gone' }
+  /** A transient failure (storage, provider): the work may be repeated later. */
+  | { status: 'retry'; error: unknown };
 
 /** Vectorize accepts at most 1,000 vectors per upsert from a Worker. */
 const MAX_VECTORS_PER_UPSERT = 1000;
+/** Chunks embedded and written in one group: bounds memory when a batch holds big documents. */
+const CHUNKS_PER_GROUP = 2000;
+
+interface Prepared {
+  document: DocumentRecord;
+  records: ChunkRecord[];
+}
 
 /**
- * Ingests one document from its original in R2: parse → chunk → embed → index.
+ * Ingests documents from their originals in R2: parse → chunk → embed → index. Batch-first:
+ * the catalog, vector index and keyword index see a few calls per batch, not per document,
+ * since every binding call costs more than the work of a small document.
  *
  * Idempotent: chunk ids derive from the document id and the chunk's content, so a
- * repeated message rewrites the same rows and embeds nothing it embedded before; a
- * changed chunking or model re-embeds only what changed. Vectors are written before the
- * chunk rows and the document becomes visible to search only when marked ready, so a
- * crash half-way leaves nothing that a query can return. An unreadable document ends
- * `failed` with the reason and with nothing of it in any index; any other error is
- * thrown for the queue to retry.
+ * repeated message rewrites the same rows and embeds nothing it embedded before; changed
+ * chunking or a new model re-embeds only what changed. Vectors are written before chunk
+ * rows, and a document becomes visible to search only when marked ready, so a crash
+ * part-way leaves nothing a query can return. An unreadable document ends `failed` with
+ * its reason and nothing of it in any index.
  */
-export async function ingestDocument(services: Services, documentId: string): Promise<IngestOutcome> {
-  const { documents, chunks: chunkStore, vectors, embedder, config } = services;
-  const document = await documents.get(documentId);
-  if (!document || !(await documents.markProcessing(documentId))) return { status: 'gone' };
+export async function ingestDocuments(services: Services, ids: string[]): Promise<Map<string, IngestOutcome>> {
+  const outcomes = new Map<string, IngestOutcome>();
+  const found = await services.documents.getMany(ids);
+  const claimed = await services.documents.markProcessing([...found.keys()]);
+  for (const id of ids) if (!claimed.has(id)) outcomes.set(id, { status: 'gone' });
 
-  try {
-    const object = await services.originals.get(document.r2Key);
-    if (!object) throw new UnreadableDocumentError('The original file is missing from storage; upload the document again.');
-    const parsed = await parseDocument(new Uint8Array(await object.arrayBuffer()), document.type);
-    const pieces = chunkSections(parsed.sections, { chunkSize: config.CHUNK_SIZE, chunkOverlap: config.CHUNK_OVERLAP });
-    if (pieces.length === 0) throw new UnreadableDocumentError('The document contains no text to index.');
-
-    const records = await toChunkRecords(document, pieces, embedder.model);
-    const embeddedBefore = await chunkStore.embeddedModels(documentId);
-    const wanted = new Set(records.map((r) => r.id));
-    const stale = [...embeddedBefore.keys()].filter((id) => !wanted.has(id));
-    const toEmbed = records.filter((r) => embeddedBefore.get(r.id) !== embedder.model);
-
-    const batchSize = Math.min(config.EMBEDDING_BATCH_SIZE, embedder.maxBatchSize, MAX_VECTORS_PER_UPSERT);
-    for (let i = 0; i < toEmbed.length; i += batchSize) {
-      const batch = toEmbed.slice(i, i + batchSize);
-      const embeddings = await embedder.embed(batch.map(embeddingText));
-      await vectors.upsert(
-        document.namespace,
-        batch.map((record, j) => ({
-          id: record.id,
-          values: embeddings[j] as Float32Array,
-          metadata: { ...document.metadata, documentId },
-        })),
-      );
+  const prepared: Prepared[] = [];
+  const unreadable: { document: DocumentRecord; reason: string }[] = [];
+  await forEachConcurrently([...claimed].map((id) => found.get(id) as DocumentRecord), services.config.INGEST_CONCURRENCY, async (document) => {
+    try {
+      prepared.push({ document, records: await prepare(services, document) });
+    } catch (error) {
+      if (error instanceof UnreadableDocumentError) unreadable.push({ document, reason: error.message });
+      else outcomes.set(document.id, { status: 'retry', error });
     }
-    await chunkStore.replaceDocumentChunks(documentId, records, stale);
-    await deleteVectors(services, document.namespace, stale);
+  });
 
-    if (!(await documents.markReady(documentId, records.length, embedder.model))) {
-      await removeFromIndexes(services, document);
-      return { status: 'gone' };
+  for (const group of groupByChunkCount(prepared, CHUNKS_PER_GROUP)) {
+    try {
+      for (const [id, outcome] of await index(services, group)) outcomes.set(id, outcome);
+    } catch (error) {
+      for (const { document } of group) outcomes.set(document.id, { status: 'retry', error });
     }
-    return { status: 'ready', chunkCount: records.length, embedded: toEmbed.length, removed: stale.length };
-  } catch (error) {
-    if (!(error instanceof UnreadableDocumentError)) throw error;
-    await removeFromIndexes(services, document);
-    await documents.markFailed(documentId, error.message);
-    return { status: 'failed', reason: error.message };
   }
+
+  for (const { document, reason } of unreadable) {
+    try {
+      await removeFromIndexes(services, document);
+      await services.documents.markFailed(document.id, reason);
+      outcomes.set(document.id, { status: 'failed', reason });
+    } catch (error) {
+      outcomes.set(document.id, { status: 'retry', error });
+    }
+  }
+  return outcomes;
+}
+
+/** Reads, parses and chunks one document; throws UnreadableDocumentError for bad input. */
+async function prepare(services: Services, document: DocumentRecord): Promise<ChunkRecord[]> {
+  const { config, embedder } = services;
+  const object = await services.originals.get(document.r2Key);
+  if (!object) throw new UnreadableDocumentError('The original file is missing from storage; upload the document again.');
+  const parsed = await parseDocument(new Uint8Array(await object.arrayBuffer()), document.type);
+  const pieces = chunkSections(parsed.sections, { chunkSize: config.CHUNK_SIZE, chunkOverlap: config.CHUNK_OVERLAP });
+  if (pieces.length === 0) throw new UnreadableDocumentError('The document contains no text to index.');
+  return toChunkRecords(document, pieces, embedder.model);
+}
+
+/** Embeds what is new, writes vectors then rows, removes what is stale, marks documents ready. */
+async function index(services: Services, group: Prepared[]): Promise<Map<string, IngestOutcome>> {
+  const { embedder, vectors, chunks } = services;
+  const embeddedBefore = await chunks.embeddedModels(group.map((p) => p.document.id));
+  const plans = group.map(({ document, records }) => {
+    const before = embeddedBefore.get(document.id) ?? new Map<string, string>();
+    const wanted = new Set(records.map((r) => r.id));
+    return {
+      document,
+      records,
+      toEmbed: records.filter((r) => before.get(r.id) !== embedder.model),
+      stale: [...before.keys()].filter((id) => !wanted.has(id)),
+    };
+  });
+
+  const pending = new Map<string, VectorRecord[]>();
+  const flush = async (namespace: string) => {
+    const batch = pending.get(namespace) ?? [];
+    pending.delete(namespace);
+    if (batch.length) await vectors.upsert(namespace, batch);
+  };
+  const toEmbed = plans.flatMap((plan) => plan.toEmbed.map((record) => ({ record, plan })));
+  const batchSize = Math.min(services.config.EMBEDDING_BATCH_SIZE, embedder.maxBatchSize);
+  for (let i = 0; i < toEmbed.length; i += batchSize) {
+    const slice = toEmbed.slice(i, i + batchSize);
+    const embeddings = await embedder.embed(slice.map(({ record }) => `${record.context}\n${record.text}`));
+    slice.forEach(({ record, plan }, j) => {
+      const list = pending.get(plan.document.namespace) ?? [];
+      list.push({ id: record.id, values: embeddings[j] as Float32Array, metadata: { ...plan.document.metadata, documentId: plan.document.id } });
+      pending.set(plan.document.namespace, list);
+    });
+    for (const [namespace, list] of pending) if (list.length >= MAX_VECTORS_PER_UPSERT - batchSize) await flush(namespace);
+  }
+  for (const namespace of [...pending.keys()]) await flush(namespace);
+
+  await chunks.write(
+    plans.flatMap((p) => p.records),
+    plans.flatMap((p) => p.stale.map((id) => ({ id, documentId: p.document.id }))),
+  );
+  for (const plan of plans) await deleteVectors(services, plan.document.namespace, plan.stale);
+
+  const ready = await services.documents.markReady(
+    plans.map((p) => ({ id: p.document.id, chunkCount: p.records.length, embeddingModel: embedder.model })),
+  );
+  const outcomes = new Map<string, IngestOutcome>();
+  for (const plan of plans) {
+    if (ready.has(plan.document.id)) {
+      outcomes.set(plan.document.id, { status: 'ready', chunkCount: plan.records.length, embedded: plan.toEmbed.length, removed: plan.stale.length });
+    } else {
+      // Deleted while we worked: take back what we wrote.
+      await removeFromIndexes(services, plan.document);
+      outcomes.set(plan.document.id, { status: 'gone' });
+    }
+  }
+  return outcomes;
 }
 
 /** Removes every chunk row, keyword entry and vector of a document. */
@@ -85,11 +154,6 @@ async function deleteVectors(services: Services, namespace: string, ids: string[
   for (let i = 0; i < ids.length; i += MAX_VECTORS_PER_UPSERT) {
     await services.vectors.deleteByIds(namespace, ids.slice(i, i + MAX_VECTORS_PER_UPSERT));
   }
-}
-
-/** What the embedder sees: the chunk with its title and headings, so context counts. */
-function embeddingText(record: ChunkRecord): string {
-  return `${record.context}\n${record.text}`;
 }
 
 async function toChunkRecords(document: DocumentRecord, pieces: Chunk[], model: string): Promise<ChunkRecord[]> {
@@ -114,4 +178,25 @@ async function toChunkRecords(document: DocumentRecord, pieces: Chunk[], model: 
       embeddingModel: model,
     };
   });
+}
+
+function groupByChunkCount(prepared: Prepared[], limit: number): Prepared[][] {
+  const groups: Prepared[][] = [];
+  let current: Prepared[] = [];
+  let count = 0;
+  for (const item of prepared) {
+    if (current.length && count + item.records.length > limit) (groups.push(current), (current = []), (count = 0));
+    current.push(item);
+    count += item.records.length;
+  }
+  if (current.length) groups.push(current);
+  return groups;
+}
+
+async function forEachConcurrently<T>(items: T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
+  const queue = [...items];
+  const worker = async () => {
+    for (let item = queue.shift(); item !== undefined; item = queue.shift()) await work(item);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
 }

@@ -59,20 +59,26 @@ export class ChunkStore {
     this.#db = db;
   }
 
-  /** Chunk id → the embedding model of its stored vector, for one document. */
-  async embeddedModels(documentId: string): Promise<Map<string, string>> {
+  /** For each document: chunk id → the embedding model of its stored vector. */
+  async embeddedModels(documentIds: string[]): Promise<Map<string, Map<string, string>>> {
     const { results } = await this.#db
-      .prepare('SELECT id, embedding_model FROM chunks WHERE document_id = ?')
-      .bind(documentId)
-      .all<{ id: string; embedding_model: string }>();
-    return new Map(results.map((row) => [row.id, row.embedding_model]));
+      .prepare('SELECT id, document_id, embedding_model FROM chunks WHERE document_id IN (SELECT value FROM json_each(?))')
+      .bind(JSON.stringify(documentIds))
+      .all<{ id: string; document_id: string; embedding_model: string }>();
+    const byDocument = new Map<string, Map<string, string>>();
+    for (const row of results) {
+      const models = byDocument.get(row.document_id) ?? new Map<string, string>();
+      models.set(row.id, row.embedding_model);
+      byDocument.set(row.document_id, models);
+    }
+    return byDocument;
   }
 
   /**
-   * Makes the document's rows exactly `chunks`: inserts new ones, updates moved ones
-   * (text is immutable per id, so only position and context change), deletes the rest.
+   * Writes chunk rows (insert, or update position and context of an existing id: the text
+   * is fixed per id) and removes stale ones.
    */
-  async replaceDocumentChunks(documentId: string, chunks: ChunkRecord[], staleIds: string[]): Promise<void> {
+  async write(chunks: ChunkRecord[], stale: { id: string; documentId: string }[]): Promise<void> {
     const upsert = this.#db.prepare(
       `INSERT INTO chunks (id, document_id, namespace, position, text, context, page, headings, tokens, embedding_model)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -95,7 +101,7 @@ export class ChunkStore {
           c.embeddingModel,
         ),
       ),
-      ...staleIds.map((id) => remove.bind(id, documentId)),
+      ...stale.map(({ id, documentId }) => remove.bind(id, documentId)),
     ];
     for (let i = 0; i < statements.length; i += WRITE_BATCH) {
       await this.#db.batch(statements.slice(i, i + WRITE_BATCH));

@@ -127,26 +127,32 @@ export class DocumentStore {
     };
   }
 
-  /** Claims a document for processing; false when it is gone (deleted meanwhile). */
-  async markProcessing(id: string): Promise<boolean> {
-    const result = await this.#db
-      .prepare(`UPDATE documents SET status = 'processing', updated_at = ? WHERE id = ?`)
-      .bind(new Date().toISOString(), id)
-      .run();
-    return result.meta.changes > 0;
+  /** Claims documents for processing; returns those that still exist (not deleted meanwhile). */
+  async markProcessing(ids: string[]): Promise<Set<string>> {
+    const now = new Date().toISOString();
+    const statement = this.#db.prepare(`UPDATE documents SET status = 'processing', updated_at = ? WHERE id = ?`);
+    return this.#changed(ids, (id) => statement.bind(now, id));
   }
 
-  /** Marks a document searchable; false when it was deleted while being processed. */
-  async markReady(id: string, chunkCount: number, embeddingModel: string): Promise<boolean> {
+  /** Marks documents searchable; returns those that still exist (not deleted meanwhile). */
+  async markReady(updates: { id: string; chunkCount: number; embeddingModel: string }[]): Promise<Set<string>> {
     const now = new Date().toISOString();
-    const result = await this.#db
-      .prepare(
-        `UPDATE documents SET status = 'ready', error = NULL, chunk_count = ?, embedding_model = ?, indexed_at = ?, updated_at = ?
-         WHERE id = ?`,
-      )
-      .bind(chunkCount, embeddingModel, now, now, id)
-      .run();
-    return result.meta.changes > 0;
+    const statement = this.#db.prepare(
+      `UPDATE documents SET status = 'ready', error = NULL, chunk_count = ?, embedding_model = ?, indexed_at = ?, updated_at = ?
+       WHERE id = ?`,
+    );
+    const byId = new Map(updates.map((u) => [u.id, u]));
+    return this.#changed([...byId.keys()], (id) => {
+      const u = byId.get(id) as (typeof updates)[number];
+      return statement.bind(u.chunkCount, u.embeddingModel, now, now, id);
+    });
+  }
+
+  /** Runs one UPDATE per id in a batch and returns the ids whose row changed. */
+  async #changed(ids: string[], statementFor: (id: string) => D1PreparedStatement): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const results = await this.#db.batch(ids.map(statementFor));
+    return new Set(ids.filter((_, i) => (results[i]?.meta.changes ?? 0) > 0));
   }
 
   async markFailed(id: string, reason: string): Promise<void> {

@@ -1,15 +1,18 @@
 import { type getDocumentProxy, getResolvedPDFJS } from 'unpdf';
 import { UnreadableDocumentError } from '../../errors';
 import type { ParsedDocument, Section } from '../types';
+import { loadBundledCMap } from './cmaps';
 
 type PdfDocument = Awaited<ReturnType<typeof getDocumentProxy>>;
 
 export interface PdfOptions {
   /**
-   * Character maps for pdf.js, by file name. Without them, text in non-embedded CJK fonts
-   * (e.g. Adobe-Japan1, as in Japanese LaTeX output) has no Unicode mapping, and such a PDF
-   * fails with NO_UNICODE. `packed`: the binary `cmaps/*.bcmap` files of pdfjs-dist (true)
-   * or plain-text CMap files (false).
+   * Character maps for pdf.js, by file name; by default the ones bundled in ./cmaps.ts. pdf.js
+   * needs them for text in non-embedded CJK fonts (e.g. Adobe-Japan1, as in Japanese LaTeX
+   * output) and in fonts encoded with a predefined CMap. `packed`: the binary `cmaps/*.bcmap`
+   * files of pdfjs-dist (true; pdf.js asks for `NAME.bcmap`) or plain-text CMap files (false;
+   * it asks for `NAME`). `load` throws for a map it does not have: the PDF then fails with
+   * MISSING_CMAP, since the text in the fonts that need that map would be lost.
    */
   cMaps?: { packed: boolean; load: (filename: string) => Promise<Uint8Array> };
 }
@@ -22,6 +25,8 @@ export const NO_TEXT =
   'The PDF has no extractable text: it looks scanned or image-only. Run OCR on it first (for example with OCRmyPDF) and upload the result.';
 export const NO_UNICODE =
   'The PDF has text, but its fonts do not say which characters they draw (common with CJK fonts that are not embedded), so no text could be extracted. Re-export it with embedded fonts, or OCR it.';
+export const MISSING_CMAP = (names: string[]): string =>
+  `The PDF uses a CJK character encoding this server cannot decode (pdf.js character map ${names.join(', ')}), so its text in those fonts would be lost. Re-export it with embedded fonts that map to Unicode (for example, print it to a new PDF), or OCR it.`;
 export const CORRUPT = 'The file is not a valid PDF or is damaged. Re-export it from the original program and upload it again.';
 
 /** PDF: one section per page that has text, so every chunk can cite its page. */
@@ -29,13 +34,23 @@ export async function parsePdf(bytes: Uint8Array, options: PdfOptions = {}): Pro
   // Checked before parsing: pdf.js reconstructs broken files, and half a file would be
   // indexed as if it were the whole document.
   if (!endsWithEofMarker(bytes)) throw new UnreadableDocumentError(TRUNCATED);
+  const cMaps = options.cMaps ?? { packed: true, load: loadBundledCMap };
+  // pdf.js only logs a CMap it cannot load and drops the text of the fonts that need it.
+  const missingCMaps = new Set<string>();
+  const load = (filename: string): Promise<Uint8Array> =>
+    cMaps.load(filename).catch((error: unknown) => {
+      missingCMaps.add(filename.replace(/\.bcmap$/, ''));
+      throw error;
+    });
   const { getDocument } = await getResolvedPDFJS();
   const task = getDocument({
     data: bytes.slice(), // pdf.js transfers (detaches) the buffer it is given
     verbosity: 0, // errors only: font warnings are noise in the logs
     useSystemFonts: true,
     disableFontFace: true,
-    ...(options.cMaps ? { BinaryDataFactory: cMapFactory(options.cMaps.load), cMapPacked: options.cMaps.packed, useWorkerFetch: false } : {}),
+    BinaryDataFactory: cMapFactory(load),
+    cMapPacked: cMaps.packed,
+    useWorkerFetch: false,
   });
   try {
     const pdf = await task.promise;
@@ -49,6 +64,7 @@ export async function parsePdf(bytes: Uint8Array, options: PdfOptions = {}): Pro
       });
       if (text) sections.push({ text, page });
     }
+    if (missingCMaps.size > 0) throw new UnreadableDocumentError(MISSING_CMAP([...missingCMaps]));
     if (sections.length === 0) {
       if (failedPages > 0) throw new UnreadableDocumentError(CORRUPT);
       throw new UnreadableDocumentError((await hasTextObjects(pdf)) ? NO_UNICODE : NO_TEXT);
@@ -85,7 +101,7 @@ const CJK_LINE_BREAK = new RegExp(`(?<=[${CJK}])\\n(?=[${CJK}])`, 'gu');
 /** Undo the typesetting: rejoin words hyphenated at line ends, collapse spacing. */
 function tidy(text: string): string {
   return text
-    .replace(/[\0-\x08\x0b\x0e-\x1f]/g, '') // glyphs without a Unicode value come out as NULs
+    .replace(/[\0-\x08\x0b\x0e-\x1f\x7f-\x9f]/g, '') // glyphs without a Unicode value come out as NULs (or C1 controls)
     .replace(/[^\S\n]+/g, ' ')
     .replace(/ ?\n ?/g, '\n')
     .replace(/(\p{L})-\n(?=\p{Ll})/gu, '$1') // "exam-\nple" → "example"; "Jean-\nLuc" stays
