@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
@@ -8,13 +8,19 @@ const SHARED_DATA = resolve(import.meta.dirname, '../shared/data');
 
 /**
  * Tests run inside workerd, which has no host file system. This service binding serves
- * ../shared/data to them: `env.TEST_DATA.fetch('http://data/documents/pdf/x.pdf')`.
+ * ../shared/data to them: `env.TEST_DATA.fetch('http://data/documents/pdf/x.pdf')`; a folder
+ * answers with the JSON list of the files under it, relative to it.
  */
 async function serveSharedData(request: Request): Promise<Response> {
   const path = decodeURIComponent(new URL(request.url).pathname);
   const file = resolve(SHARED_DATA, `.${path}`);
   if (!file.startsWith(SHARED_DATA)) return new Response('outside data dir', { status: 403 });
   try {
+    if ((await stat(file)).isDirectory()) {
+      const entries = await readdir(file, { recursive: true, withFileTypes: true });
+      const files = entries.filter((e) => e.isFile()).map((e) => resolve(e.parentPath, e.name).slice(file.length + 1));
+      return Response.json(files.sort());
+    }
     return new Response(await readFile(file));
   } catch {
     return new Response(`no such file: ${path}`, { status: 404 });

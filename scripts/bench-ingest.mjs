@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Uploads the SciFact corpus (5,183 abstracts) through the HTTP API and waits until every
 // document is ready. Usage: node scripts/bench-ingest.mjs [--url http://127.0.0.1:8787]
-//   [--corpus ../shared/data/scifact/corpus.jsonl] [--limit N] [--concurrency 16] [--namespace scifact]
+//   [--corpus ../shared/data/scifact/corpus.jsonl] [--limit N] [--concurrency 4] [--batch 50] [--namespace scifact]
+// Each request carries --batch abstracts as JSON { documents: [...] }; --batch 1 sends one per request.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
@@ -10,7 +11,8 @@ const { values: args } = parseArgs({
     url: { type: 'string', default: 'http://127.0.0.1:8787' },
     corpus: { type: 'string', default: new URL('../../shared/data/scifact/corpus.jsonl', import.meta.url).pathname },
     limit: { type: 'string' },
-    concurrency: { type: 'string', default: '16' },
+    concurrency: { type: 'string', default: '4' },
+    batch: { type: 'string', default: '50' },
     namespace: { type: 'string', default: 'scifact' },
     'timeout-seconds': { type: 'string', default: '600' },
   },
@@ -25,18 +27,22 @@ let failedUploads = 0;
 
 async function uploader() {
   while (next < corpus.length) {
-    const doc = corpus[next++];
+    const docs = corpus.slice(next, next + Number(args.batch));
+    next += docs.length;
     const response = await fetch(`${args.url}/v1/documents`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ text: doc.text, title: doc.title, namespace: args.namespace, metadata: { corpusId: doc._id } }),
+      body: JSON.stringify({
+        namespace: args.namespace,
+        documents: docs.map((doc) => ({ text: doc.text, title: doc.title, metadata: { corpusId: doc._id } })),
+      }),
     });
     if (response.status !== 202) {
-      failedUploads++;
-      console.error('upload failed', doc._id, response.status, await response.text());
+      failedUploads += docs.length;
+      console.error('upload failed', docs[0]._id, response.status, await response.text());
       continue;
     }
-    ids.push((await response.json()).documents[0].id);
+    for (const document of (await response.json()).documents) ids.push(document.id);
   }
 }
 await Promise.all(Array.from({ length: Number(args.concurrency) }, uploader));

@@ -9,6 +9,8 @@ export interface UploadFile {
   bytes: Uint8Array;
   filename?: string;
   title?: string;
+  /** Overrides the request's shared metadata for this file. */
+  metadata?: VectorMetadata;
 }
 
 export interface AcceptedDocument {
@@ -52,7 +54,7 @@ export async function acceptUploads(
         type,
         size: file.bytes.byteLength,
         r2Key: `originals/${options.namespace}/${id}`,
-        metadata: options.metadata,
+        metadata: file.metadata ?? options.metadata,
       };
       return { document, bytes: file.bytes };
     }),

@@ -8,13 +8,18 @@ import type { AppEnv } from '../app-env';
 import { presentDocument } from '../present';
 import { Metadata, Namespace, readJson, validate } from '../validation';
 
-const TextUpload = z.object({
+const TextDocument = z.object({
   text: z.string().refine((t) => t.trim().length > 0, 'text must not be empty'),
   title: z.string().max(512).optional(),
   filename: z.string().max(255).optional(),
-  metadata: Metadata.default({}),
-  namespace: Namespace.optional(),
+  metadata: Metadata.optional(),
 });
+
+/** One text, or many at once (bulk loads: one request, one catalog write, one queue batch). */
+const TextUpload = z.union([
+  TextDocument.extend({ namespace: Namespace.optional() }),
+  z.object({ documents: z.array(TextDocument).min(1), namespace: Namespace.optional() }),
+]);
 
 const ListQuery = z.object({
   status: z.enum(['queued', 'processing', 'ready', 'failed']).optional(),
@@ -59,9 +64,14 @@ documentRoutes.post(
       if (typeof meta === 'string') metadata = validate(Metadata, parseJsonField(meta));
     } else if (contentType.startsWith('application/json')) {
       const body = await readJson(c, TextUpload);
-      files = [{ bytes: new TextEncoder().encode(body.text), filename: body.filename, title: body.title }];
+      const texts = 'documents' in body ? body.documents : [body];
+      files = texts.map((t) => ({
+        bytes: new TextEncoder().encode(t.text),
+        filename: t.filename,
+        title: t.title,
+        metadata: t.metadata,
+      }));
       namespace = body.namespace;
-      metadata = body.metadata;
     } else {
       throw new AppError(
         'unsupported_media_type',
