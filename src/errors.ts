@@ -35,13 +35,20 @@ export class AppError extends Error {
   readonly status: number;
   /** Whether repeating the same work later may succeed (drives queue retries). */
   readonly retryable: boolean;
+  /** When the backend said how long to wait (Retry-After), in seconds. */
+  readonly retryAfterSeconds?: number;
 
-  constructor(code: ErrorCode, message: string, options: { retryable?: boolean; cause?: unknown } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { retryable?: boolean; retryAfterSeconds?: number; cause?: unknown } = {},
+  ) {
     super(message, { cause: options.cause });
     this.name = 'AppError';
     this.code = code;
     this.status = STATUS[code];
     this.retryable = options.retryable ?? false;
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
 

@@ -83,3 +83,12 @@ export interface ChatModel {
   /** Yields the answer in pieces; joined, they are the whole answer. */
   stream(request: ChatRequest): AsyncIterable<string>;
 }
+
+/** Reorders passages by relevance to a query (a cross-encoder), after fusion. */
+export interface Reranker {
+  readonly model: string;
+  /** Most passages scored in one call. */
+  readonly maxBatchSize: number;
+  /** One relevance score per text, in the order given (higher is more relevant). */
+  score(query: string, texts: string[]): Promise<number[]>;
+}

@@ -1,0 +1,256 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from 'cloudflare:test';
+import { env } from 'cloudflare:workers';
+import { describe, expect, it } from 'vitest';
+import { AppError } from '../src/errors';
+import worker from '../src/index';
+import { consumeIngestBatch, MAX_ATTEMPTS, retryDelaySeconds } from '../src/ingestion/consumer';
+import { acceptUploads } from '../src/ingestion/upload';
+import { ingestDocuments } from '../src/ingestion/pipeline';
+import type { DocumentType } from '../src/ingestion/types';
+import { LocalEmbedder } from '../src/providers/local-embedder';
+import type { EmbeddingProvider } from '../src/providers/types';
+import { getServices, type Services } from '../src/services';
+import { api, query, sampleFile, uploadFiles, uploadText, waitUntilSettled } from './helpers';
+
+const services = getServices(env);
+const unique = (prefix: string) => `${prefix}${crypto.randomUUID().replaceAll('-', '').slice(0, 12)}`;
+
+/** Puts an original in R2 and a `queued` row in D1, without a queue message: only the test ingests it. */
+async function stage(namespace: string, content: string | Uint8Array, type: DocumentType = 'txt'): Promise<string> {
+  const bytes = typeof content === 'string' ? new TextEncoder().encode(content) : content;
+  const id = crypto.randomUUID().replaceAll('-', '');
+  const r2Key = `originals/${namespace}/${id}`;
+  await services.originals.put(r2Key, bytes);
+  await services.documents.enqueue([{ id, namespace, title: `doc ${id.slice(0, 6)}`, filename: null, type, size: bytes.byteLength, r2Key, metadata: {} }]);
+  return id;
+}
+
+async function chunkRows(documentId: string) {
+  const { results } = await env.DB.prepare('SELECT id, embedding_model FROM chunks WHERE document_id = ?')
+    .bind(documentId)
+    .all<{ id: string; embedding_model: string }>();
+  return results;
+}
+
+/** Entries of the FTS5 index itself matching a word (not through the chunks table). */
+async function ftsHits(word: string): Promise<number> {
+  const row = await env.DB.prepare('SELECT COUNT(*) AS n FROM chunks_fts WHERE chunks_fts MATCH ?').bind(`"${word}"`).first<{ n: number }>();
+  return row?.n ?? 0;
+}
+
+async function ingestOne(id: string, using: Services = services) {
+  return (await ingestDocuments(using, [id])).get(id);
+}
+
+/** Several paragraphs, well over one 512-token chunk, sharing a marker word. */
+function longText(marker: string, paragraphs = 8): string {
+  const topics = ['glaciers', 'volcanoes', 'estuaries', 'deserts', 'tundra', 'reefs', 'canyons', 'wetlands', 'savannas', 'fjords'];
+  return Array.from({ length: paragraphs }, (_, p) => {
+    const topic = topics[p % topics.length];
+    return Array.from({ length: 12 }, (_, s) => `The ${topic} survey ${p}.${s} recorded ${marker} samples near station ${p * 100 + s} before the weather turned.`).join(' ');
+  }).join('\n\n');
+}
+
+const failingEmbedder = (error: unknown): EmbeddingProvider => ({
+  model: services.embedder.model,
+  dimensions: services.embedder.dimensions,
+  maxBatchSize: 100,
+  embed: async () => {
+    throw error;
+  },
+});
+
+function batchOf(...messages: { id: string; body: unknown; attempts?: number }[]) {
+  return createMessageBatch('rag-engine-ingest', messages.map((m) => ({ timestamp: Date.now(), attempts: 1, ...m })));
+}
+
+/**
+ * Runs the consumer on a batch. The plugin's getQueueResult never fills `delaySeconds` (its
+ * messages drop retry options), so each message's retry() is wrapped to record them.
+ */
+async function consume(batch: MessageBatch<unknown>, using: Services = services) {
+  const delays = new Map<string, number | undefined>();
+  for (const message of batch.messages) {
+    const retry = message.retry.bind(message);
+    Object.defineProperty(message, 'retry', { value: (options?: QueueRetryOptions) => (delays.set(message.id, options?.delaySeconds), retry(options)) });
+  }
+  const ctx = createExecutionContext();
+  await consumeIngestBatch(batch, using);
+  const result = await getQueueResult(batch, ctx);
+  return { ...result, retryMessages: result.retryMessages.map((m) => ({ msgId: m.msgId, delaySeconds: delays.get(m.msgId) })) };
+}
+
+describe('ingestion pipeline', () => {
+  it('is idempotent: a second ingestion embeds nothing and stores nothing more', async () => {
+    const namespace = unique('idem');
+    const text = longText(unique('w'), 4);
+    const uploaded = await uploadText({ text, title: 'Field notes', namespace });
+    const settled = await waitUntilSettled(uploaded.id);
+    expect(settled.status).toBe('ready');
+    const rowsBefore = await chunkRows(uploaded.id);
+    const vectorsBefore = await services.vectors.count(namespace);
+    expect(rowsBefore.length).toBe(settled.chunkCount);
+    expect(vectorsBefore).toBe(settled.chunkCount);
+
+    expect(await ingestOne(uploaded.id)).toEqual({ status: 'ready', chunkCount: settled.chunkCount, embedded: 0, removed: 0 });
+    expect((await chunkRows(uploaded.id)).map((r) => r.id).sort()).toEqual(rowsBefore.map((r) => r.id).sort());
+    expect(await services.vectors.count(namespace)).toBe(vectorsBefore);
+
+    const before = (await (await api(`/v1/documents/${uploaded.id}`)).json()) as { updatedAt: string };
+    const again = await uploadText({ text, title: 'Field notes', namespace });
+    expect(again).toMatchObject({ id: uploaded.id, duplicate: true, status: 'ready' });
+    // Re-enqueueing would have set the row back to queued and touched updatedAt.
+    expect(await (await api(`/v1/documents/${uploaded.id}`)).json()).toMatchObject({ status: 'ready', updatedAt: before.updatedAt });
+    const sent: unknown[] = [];
+    const recording = { ...services, queue: { send: async (m: unknown) => void sent.push(m), sendBatch: async (m: unknown[]) => void sent.push(...m) } as unknown as Services['queue'] };
+    const [accepted] = await acceptUploads(recording, [{ bytes: new TextEncoder().encode(text) }], { namespace, metadata: {} });
+    expect(accepted).toMatchObject({ id: uploaded.id, duplicate: true });
+    expect(sent).toEqual([]);
+  });
+
+  it('re-embeds only chunks whose model changed, and drops stale chunks after a chunking change', async () => {
+    const namespace = unique('chg');
+    const id = await stage(namespace, longText(unique('w')));
+    const first = await ingestOne(id);
+    if (first?.status !== 'ready') throw new Error(`not ready: ${JSON.stringify(first)}`);
+    expect(first.chunkCount).toBeGreaterThanOrEqual(3);
+    expect(first.embedded).toBe(first.chunkCount);
+
+    const rows = await chunkRows(id);
+    const changed = rows.slice(0, 2).map((r) => r.id);
+    await env.DB.prepare("UPDATE chunks SET embedding_model = 'old-model' WHERE id IN (SELECT value FROM json_each(?))").bind(JSON.stringify(changed)).run();
+    expect(await ingestOne(id)).toEqual({ status: 'ready', chunkCount: first.chunkCount, embedded: 2, removed: 0 });
+    expect((await chunkRows(id)).every((r) => r.embedding_model === services.embedder.model)).toBe(true);
+
+    const v2 = { ...services, embedder: new LocalEmbedder({ dimensions: services.config.EMBEDDING_DIMENSIONS, model: 'local-hash-v2' }) };
+    expect(await ingestOne(id, v2)).toEqual({ status: 'ready', chunkCount: first.chunkCount, embedded: first.chunkCount, removed: 0 });
+    expect((await chunkRows(id)).every((r) => r.embedding_model === 'local-hash-v2')).toBe(true);
+    expect((await services.documents.get(id))?.embeddingModel).toBe('local-hash-v2');
+    expect(await services.vectors.count(namespace)).toBe(first.chunkCount);
+
+    const small = { ...v2, config: { ...services.config, CHUNK_SIZE: 128, CHUNK_OVERLAP: 16 } };
+    const oldIds = new Set(rows.map((r) => r.id));
+    const outcome = await ingestOne(id, small);
+    if (outcome?.status !== 'ready') throw new Error(`not ready: ${JSON.stringify(outcome)}`);
+    const newIds = (await chunkRows(id)).map((r) => r.id);
+    expect(outcome.chunkCount).toBeGreaterThan(first.chunkCount);
+    expect(newIds.length).toBe(outcome.chunkCount);
+    expect(outcome.removed).toBe([...oldIds].filter((x) => !newIds.includes(x)).length);
+    expect(outcome.removed).toBeGreaterThan(0);
+    expect(outcome.embedded).toBe(newIds.filter((x) => !oldIds.has(x)).length);
+    expect(await services.vectors.count(namespace)).toBe(outcome.chunkCount);
+    expect((await services.documents.get(id))?.chunkCount).toBe(outcome.chunkCount);
+  });
+
+  it('fails an encrypted PDF with its reason and indexes nothing of it', async () => {
+    const namespace = unique('pdf');
+    const [doc] = await uploadFiles([{ name: 'locked.pdf', bytes: await sampleFile('documents/pdf/unstructured__password.pdf') }], { namespace });
+    const settled = await waitUntilSettled(doc!.id);
+    expect(settled).toMatchObject({ status: 'failed', chunkCount: 0 });
+    expect(settled.error).toMatch(/password/);
+    expect(await chunkRows(doc!.id)).toEqual([]);
+    expect(await services.vectors.count(namespace)).toBe(0);
+    for (const mode of ['keyword', 'vector', 'hybrid']) expect(await query({ query: 'locked password pdf', namespace, mode })).toEqual([]);
+  });
+
+  it('removes every index entry of a ready document that becomes unreadable', async () => {
+    const namespace = unique('gone');
+    const marker = unique('m');
+    const id = await stage(namespace, longText(marker, 2));
+    expect(await ingestOne(id)).toMatchObject({ status: 'ready' });
+    expect(await ftsHits(marker)).toBeGreaterThan(0);
+    await services.originals.delete(`originals/${namespace}/${id}`);
+    expect(await ingestOne(id)).toMatchObject({ status: 'failed', reason: expect.stringMatching(/missing/) });
+    expect(await ftsHits(marker)).toBe(0);
+    expect(await chunkRows(id)).toEqual([]);
+    expect(await services.vectors.count(namespace)).toBe(0);
+    expect(await services.documents.get(id)).toMatchObject({ status: 'failed', chunkCount: 0, indexedAt: null });
+  });
+
+  it('does not resurrect a document deleted before or while it is processed', async () => {
+    expect(await ingestOne('0123456789abcdef0123456789abcdef')).toEqual({ status: 'gone' });
+
+    const namespace = unique('del');
+    const marker = unique('m');
+    const id = await stage(namespace, longText(marker, 2));
+    // Deleted (as DELETE /v1/documents/:id does) after the catalog was read, while embedding.
+    const deleting: EmbeddingProvider = {
+      ...failingEmbedder(null),
+      embed: async (texts) => {
+        await services.documents.delete(id);
+        return services.embedder.embed(texts);
+      },
+    };
+    expect(await ingestOne(id, { ...services, embedder: deleting })).toEqual({ status: 'gone' });
+    expect(await services.documents.get(id)).toBeNull();
+    expect(await chunkRows(id)).toEqual([]);
+    expect(await ftsHits(marker)).toBe(0);
+    expect(await services.vectors.count(namespace)).toBe(0);
+  });
+});
+
+describe('ingestion queue consumer', () => {
+  it('acks malformed messages and messages for missing documents', async () => {
+    const batch = batchOf({ id: 'bad', body: { foo: 1 } }, { id: 'missing', body: { type: 'ingest', documentId: 'f'.repeat(32) } });
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env);
+    const result = await getQueueResult(batch, ctx);
+    expect(result.explicitAcks.sort()).toEqual(['bad', 'missing']);
+    expect(result.retryMessages).toEqual([]);
+    expect(result.retryBatch.retry).toBe(false);
+  });
+
+  it('retries a transient failure with backoff and tells the user', async () => {
+    const id = await stage(unique('tr'), 'Transient failures deserve another chance.');
+    const result = await consume(batchOf({ id: 'm1', body: { type: 'ingest', documentId: id }, attempts: 2 }), {
+      ...services,
+      embedder: failingEmbedder(new Error('socket hang up')),
+    });
+    expect(result.explicitAcks).toEqual([]);
+    expect(result.retryMessages).toEqual([{ msgId: 'm1', delaySeconds: retryDelaySeconds(2) }]);
+    expect(retryDelaySeconds(2)).toBe(20);
+    const document = await services.documents.get(id);
+    expect(document?.status).toBe('queued');
+    expect(document?.error).toMatch(/Attempt 2 failed.*retrying in 20 s/);
+    expect(await chunkRows(id)).toEqual([]);
+  });
+
+  it('marks the document failed on the last attempt and lets the message go to the dead-letter queue', async () => {
+    const id = await stage(unique('last'), 'The last attempt gives up.');
+    const result = await consume(batchOf({ id: 'm1', body: { type: 'ingest', documentId: id }, attempts: MAX_ATTEMPTS }), {
+      ...services,
+      embedder: failingEmbedder(new AppError('provider_timeout', 'The embedding provider timed out.', { retryable: true })),
+    });
+    expect(result.explicitAcks).toEqual([]);
+    expect(result.retryMessages).toEqual([{ msgId: 'm1', delaySeconds: undefined }]);
+    const document = await services.documents.get(id);
+    expect(document?.status).toBe('failed');
+    expect(document?.error).toBe(`Indexing failed after ${MAX_ATTEMPTS} attempts: The embedding provider timed out.`);
+  });
+
+  it('fails and acks on a non-retryable provider error', async () => {
+    const id = await stage(unique('nr'), 'A bad API key will not fix itself.');
+    const result = await consume(batchOf({ id: 'm1', body: { type: 'ingest', documentId: id } }), {
+      ...services,
+      embedder: failingEmbedder(new AppError('misconfigured', 'The embedding API key is invalid.')),
+    });
+    expect(result.explicitAcks).toEqual(['m1']);
+    expect(result.retryMessages).toEqual([]);
+    expect(await services.documents.get(id)).toMatchObject({ status: 'failed', error: 'Indexing failed: The embedding API key is invalid.' });
+  });
+
+  it('ingests a good document even when the same batch holds an unreadable one', async () => {
+    const namespace = unique('mix');
+    const good = await stage(namespace, 'Puffins nest in burrows on grassy sea cliffs.');
+    const bad = await stage(namespace, await sampleFile('documents/pdf/unstructured__password.pdf'), 'pdf');
+    const result = await consume(
+      batchOf({ id: 'g', body: { type: 'ingest', documentId: good } }, { id: 'b', body: { type: 'ingest', documentId: bad } }, { id: 'g2', body: { type: 'ingest', documentId: good } }),
+    );
+    expect(result.explicitAcks.sort()).toEqual(['b', 'g', 'g2']);
+    expect(result.retryMessages).toEqual([]);
+    expect(await services.documents.get(good)).toMatchObject({ status: 'ready', chunkCount: 1, error: null });
+    expect((await services.documents.get(bad))?.error).toMatch(/password/);
+    expect((await services.documents.get(bad))?.status).toBe('failed');
+    expect((await query({ query: 'puffins burrows', namespace, mode: 'keyword' }))[0]?.documentId).toBe(good);
+  });
+});
