@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { AppError } from '../errors';
 import type { Services } from '../services';
 import { ingestDocuments } from './pipeline';
+import { applyR2Event, R2EventMessage } from './r2-events';
 
 const IngestMessage = z.object({ type: z.literal('ingest'), documentId: z.string().min(1).max(64) });
 
@@ -17,13 +18,26 @@ export function retryDelaySeconds(attempt: number): number {
   return Math.min(600, 10 * 2 ** (attempt - 1));
 }
 
-/** Handles one batch of ingestion messages: the documents are ingested together. */
+/**
+ * Handles one batch of the ingestion queue: the engine's own ingest messages and R2 event
+ * notifications for objects put straight into the bucket. The documents are ingested together.
+ */
 export async function consumeIngestBatch(batch: MessageBatch<unknown>, services: Services): Promise<void> {
   const valid: { message: Message<unknown>; documentId: string }[] = [];
   for (const message of batch.messages) {
-    const parsed = IngestMessage.safeParse(message.body);
-    if (parsed.success) valid.push({ message, documentId: parsed.data.documentId });
-    else {
+    const ingest = IngestMessage.safeParse(message.body);
+    const event = ingest.success ? null : R2EventMessage.safeParse(message.body);
+    if (ingest.success) valid.push({ message, documentId: ingest.data.documentId });
+    else if (event?.success) {
+      try {
+        const documentId = await applyR2Event(services, event.data);
+        if (documentId) valid.push({ message, documentId });
+        else message.ack();
+      } catch (error) {
+        console.error('ingest: R2 event for', event.data.object.key, 'failed', error);
+        message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
+      }
+    } else {
       // Retrying cannot fix a message we cannot read: log it and let it go.
       console.error('ingest: dropping malformed message', message.id, JSON.stringify(message.body)?.slice(0, 500));
       message.ack();

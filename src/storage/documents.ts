@@ -75,6 +75,11 @@ export class DocumentStore {
     return row ? fromRow(row) : null;
   }
 
+  async findByR2Key(key: string): Promise<DocumentRecord | null> {
+    const row = await this.#db.prepare('SELECT * FROM documents WHERE r2_key = ?').bind(key).first<DocumentRow>();
+    return row ? fromRow(row) : null;
+  }
+
   async getMany(ids: string[]): Promise<Map<string, DocumentRecord>> {
     const found = new Map<string, DocumentRecord>();
     // D1 binds at most 100 parameters per statement.
@@ -97,7 +102,8 @@ export class DocumentStore {
       `INSERT INTO documents (id, namespace, title, filename, type, size, r2_key, metadata, status, created_at, updated_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)
        ON CONFLICT (id) DO UPDATE SET status = 'queued', error = NULL, title = excluded.title,
-         filename = excluded.filename, metadata = excluded.metadata, updated_at = excluded.updated_at`,
+         filename = excluded.filename, type = excluded.type, size = excluded.size, r2_key = excluded.r2_key,
+         metadata = excluded.metadata, updated_at = excluded.updated_at`,
     );
     await this.#db.batch(
       documents.map((d) =>

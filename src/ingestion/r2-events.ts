@@ -1,0 +1,70 @@
+import { z } from 'zod';
+import type { Services } from '../services';
+import { sha256Hex } from '../text/hash';
+import { detectType } from './detect';
+import { removeFromIndexes } from './pipeline';
+
+/**
+ * An R2 event notification, as Cloudflare delivers it to the queue
+ * (https://developers.cloudflare.com/r2/buckets/event-notifications/#message-format).
+ */
+export const R2EventMessage = z.object({
+  account: z.string(),
+  action: z.string(),
+  bucket: z.string(),
+  object: z.object({ key: z.string().min(1), size: z.number().optional(), eTag: z.string().optional() }),
+  eventTime: z.string(),
+});
+export type R2EventMessage = z.infer<typeof R2EventMessage>;
+
+const CREATE_ACTIONS = new Set(['PutObject', 'CopyObject', 'CompleteMultipartUpload']);
+const DELETE_ACTIONS = new Set(['DeleteObject', 'LifecycleDeletion']);
+
+/** Keys the API writes itself: their events are echoes of uploads it already queued. */
+export const API_UPLOAD_PREFIX = 'originals/';
+
+/**
+ * Applies an R2 event for an object put into the bucket by any tool (wrangler, S3 clients,
+ * the dashboard). A created object becomes (or refreshes) the document tracked by its key,
+ * whose id derives from the key, so a changed object re-embeds only its changed chunks; a
+ * deleted object removes its document. Returns the id of a document to ingest now, if any.
+ */
+export async function applyR2Event(services: Services, event: R2EventMessage): Promise<string | null> {
+  const key = event.object.key;
+  if (key.startsWith(API_UPLOAD_PREFIX)) return null;
+  if (DELETE_ACTIONS.has(event.action)) {
+    const document = await services.documents.findByR2Key(key);
+    if (document) {
+      await removeFromIndexes(services, document);
+      await services.documents.delete(document.id);
+    }
+    return null;
+  }
+  if (!CREATE_ACTIONS.has(event.action)) return null;
+
+  const object = await services.originals.head(key);
+  if (!object) return null; // deleted again before we got here; its delete event follows
+  const { MAX_UPLOAD_BYTES: limit, DEFAULT_NAMESPACE: namespace } = services.config;
+  const filename = key.split('/').pop() || key;
+  const body = object.size > limit ? null : await services.originals.get(key);
+  const type = body ? detectType(new Uint8Array(await body.arrayBuffer()), filename) : null;
+  const id = await documentIdForKey(namespace, key);
+  await services.documents.enqueue([
+    // A document that cannot be read still gets a row (with a nominal type, never parsed),
+    // so the reason shows in the API.
+    { id, namespace, title: filename, filename, type: type ?? 'txt', size: object.size, r2Key: key, metadata: {} },
+  ]);
+  if (type) return id;
+  await services.documents.markFailed(
+    id,
+    body
+      ? `"${filename}" is not a supported document: put text, Markdown, PDF or DOCX files in the bucket.`
+      : `"${filename}" is larger than MAX_UPLOAD_BYTES (${limit} bytes).`,
+  );
+  return null;
+}
+
+/** Documents that arrived through the bucket are identified by their key, not their bytes. */
+async function documentIdForKey(namespace: string, key: string): Promise<string> {
+  return (await sha256Hex(`r2\u0000${namespace}\u0000${key}`)).slice(0, 32);
+}
