@@ -122,7 +122,7 @@ describe('ingestion pipeline', () => {
     expect(await ingestOne(id)).toEqual({ status: 'ready', chunkCount: first.chunkCount, embedded: 2, removed: 0 });
     expect((await chunkRows(id)).every((r) => r.embedding_model === services.embedder.model)).toBe(true);
 
-    const v2 = { ...services, embedder: new LocalEmbedder({ dimensions: services.config.EMBEDDING_DIMENSIONS, model: 'local-hash-v2' }) };
+    const v2 = { ...services, embedder: new LocalEmbedder({ dimensions: services.embedder.dimensions, model: 'local-hash-v2' }) };
     expect(await ingestOne(id, v2)).toEqual({ status: 'ready', chunkCount: first.chunkCount, embedded: first.chunkCount, removed: 0 });
     expect((await chunkRows(id)).every((r) => r.embedding_model === 'local-hash-v2')).toBe(true);
     expect((await services.documents.get(id))?.embeddingModel).toBe('local-hash-v2');
