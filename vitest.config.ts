@@ -2,6 +2,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
+import { handleOpenAI } from './test/fakes/openai-server.ts';
 
 /** The shared sample files (real PDFs, DOCX, Markdown, text, SciFact), beside this repo. */
 const SHARED_DATA = resolve(import.meta.dirname, '../shared/data');
@@ -35,7 +36,7 @@ export default defineConfig(async () => ({
       remoteBindings: false,
       miniflare: {
         bindings: { TEST_MIGRATIONS: await readD1Migrations('./migrations') },
-        serviceBindings: { TEST_DATA: serveSharedData },
+        serviceBindings: { TEST_DATA: serveSharedData, FAKE_OPENAI: handleOpenAI },
       },
     }),
   ],

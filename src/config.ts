@@ -17,14 +17,23 @@ export const Config = z
     // Chunking (tokens).
     CHUNK_SIZE: positiveInt(512),
     CHUNK_OVERLAP: z.coerce.number().int().min(0).default(50),
-    // Embeddings.
-    EMBEDDING_PROVIDER: z.enum(['local']).default('local'),
-    EMBEDDING_MODEL: z.string().min(1).default('local-hash-v1'),
-    EMBEDDING_DIMENSIONS: z.coerce.number().int().min(8).max(1536).default(384),
+    // Embeddings. Model and dimensions default per provider (see providers/index.ts).
+    EMBEDDING_PROVIDER: z.enum(['local', 'workers-ai', 'openai']).default('local'),
+    EMBEDDING_MODEL: z.string().min(1).optional(),
+    /** Vectorize indexes hold at most 1,536 dimensions. */
+    EMBEDDING_DIMENSIONS: z.coerce.number().int().min(8).max(1536).optional(),
     EMBEDDING_BATCH_SIZE: z.coerce.number().int().min(1).max(100).default(100),
     // Vector store.
-    VECTOR_PROVIDER: z.enum(['local']).default('local'),
+    VECTOR_PROVIDER: z.enum(['local', 'vectorize']).default('local'),
     DEFAULT_NAMESPACE: z.string().min(1).max(64).default('default'),
+    /**
+     * Fields with a Vectorize metadata index (comma-separated), created by scripts/setup.mjs
+     * before any vector: filters on other fields are refused rather than silently empty.
+     */
+    VECTORIZE_METADATA_INDEXES: z
+      .string()
+      .default('documentId')
+      .transform((list) => list.split(',').map((f) => f.trim()).filter(Boolean)),
     // Retrieval.
     DEFAULT_TOP_K: z.coerce.number().int().min(1).max(50).default(5),
     /** Candidates each retriever contributes before fusion. */
@@ -33,11 +42,21 @@ export const Config = z
     RRF_K: z.coerce.number().min(1).default(60),
     VECTOR_WEIGHT: z.coerce.number().min(0).default(1),
     KEYWORD_WEIGHT: z.coerce.number().min(0).default(1),
+    // Reranking (after fusion): a cross-encoder rescoring the best candidates.
+    RERANK_PROVIDER: z.enum(['none', 'workers-ai']).default('none'),
+    RERANK_MODEL: z.string().min(1).default('@cf/baai/bge-reranker-base'),
+    RERANK_CANDIDATES: z.coerce.number().int().min(1).max(100).default(20),
     // Generation.
-    CHAT_PROVIDER: z.enum(['extractive']).default('extractive'),
+    CHAT_PROVIDER: z.enum(['extractive', 'workers-ai', 'openai']).default('extractive'),
+    CHAT_MODEL: z.string().min(1).optional(),
     LLM_TEMPERATURE: z.coerce.number().min(0).max(2).default(0.1),
     LLM_MAX_TOKENS: positiveInt(1024),
     LLM_TIMEOUT_MS: positiveInt(30_000),
+    // Cloud providers: retries (with backoff and Retry-After) and per-call timeouts.
+    PROVIDER_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
+    EMBEDDING_TIMEOUT_MS: positiveInt(10_000),
+    OPENAI_API_KEY: z.string().min(1).optional(),
+    OPENAI_BASE_URL: z.url().default('https://api.openai.com/v1'),
     // Uploads and ingestion.
     MAX_UPLOAD_BYTES: positiveInt(25 * 1024 * 1024),
     MAX_FILES_PER_UPLOAD: positiveInt(100),
@@ -51,6 +70,10 @@ export const Config = z
   .refine((c) => c.CHUNK_OVERLAP < c.CHUNK_SIZE, {
     message: 'must be smaller than CHUNK_SIZE',
     path: ['CHUNK_OVERLAP'],
+  })
+  .refine((c) => c.OPENAI_API_KEY || (c.EMBEDDING_PROVIDER !== 'openai' && c.CHAT_PROVIDER !== 'openai'), {
+    message: 'required when EMBEDDING_PROVIDER or CHAT_PROVIDER is "openai" (wrangler secret put OPENAI_API_KEY)',
+    path: ['OPENAI_API_KEY'],
   });
 export type Config = z.infer<typeof Config>;
 

@@ -1,8 +1,6 @@
 import { type Config, loadConfig } from './config';
-import { ExtractiveAnswerer } from './generation/extractive-answerer';
-import { LocalEmbedder } from './providers/local-embedder';
-import { LocalVectorIndexClient } from './providers/local-vector-index';
-import type { ChatModel, EmbeddingProvider, VectorIndex } from './providers/types';
+import { createProviders } from './providers';
+import type { ChatModel, EmbeddingProvider, Reranker, VectorIndex } from './providers/types';
 import { ChunkStore } from './storage/chunks';
 import { DocumentStore } from './storage/documents';
 
@@ -17,6 +15,8 @@ export interface Services {
   embedder: EmbeddingProvider;
   vectors: VectorIndex;
   chat: ChatModel;
+  /** Reorders fused candidates; absent when RERANK_PROVIDER is "none". */
+  reranker?: Reranker;
 }
 
 /** Queue message asking for a document to be (re)ingested from its original in R2. */
@@ -38,9 +38,7 @@ export function getServices(env: Env): Services {
     chunks: new ChunkStore(env.DB),
     originals: env.ORIGINALS,
     queue: env.INGEST_QUEUE as Queue<IngestMessage>,
-    embedder: new LocalEmbedder({ dimensions: config.EMBEDDING_DIMENSIONS, model: config.EMBEDDING_MODEL }),
-    vectors: new LocalVectorIndexClient(env.VECTOR_INDEX, config.EMBEDDING_DIMENSIONS),
-    chat: new ExtractiveAnswerer(),
+    ...createProviders(env, config),
   };
   cache.set(env, services);
   return services;

@@ -3,6 +3,8 @@ declare namespace Cloudflare {
     TEST_MIGRATIONS: import('cloudflare:test').D1Migration[];
     /** Serves ../shared/data (see vitest.config.ts). */
     TEST_DATA: Fetcher;
+    /** A fake OpenAI API running in Node (test/fakes/openai-server.ts). */
+    FAKE_OPENAI: Fetcher;
   }
 }
 declare namespace Cloudflare {

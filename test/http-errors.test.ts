@@ -83,13 +83,27 @@ describe('errors share one JSON shape', () => {
 describe('configuration', () => {
   it('has the documented defaults', () => {
     const config = loadConfig({});
-    expect(config).toMatchObject({ CHUNK_SIZE: 512, CHUNK_OVERLAP: 50, MAX_UPLOAD_BYTES: 25 * 1024 * 1024, EMBEDDING_DIMENSIONS: 384 });
+    expect(config).toMatchObject({
+      CHUNK_SIZE: 512,
+      CHUNK_OVERLAP: 50,
+      MAX_UPLOAD_BYTES: 25 * 1024 * 1024,
+      EMBEDDING_PROVIDER: 'local',
+      VECTOR_PROVIDER: 'local',
+      CHAT_PROVIDER: 'extractive',
+      RERANK_PROVIDER: 'none',
+      PROVIDER_RETRIES: 3,
+      LLM_TIMEOUT_MS: 30_000,
+    });
+    // The dimension follows the embedding model unless set (384 for the local embedder).
+    expect(config.EMBEDDING_DIMENSIONS).toBeUndefined();
   });
 
   it('names every bad setting', () => {
     expect(() => loadConfig({ CHUNK_SIZE: 'big', EMBEDDING_DIMENSIONS: '4096' })).toThrow(/CHUNK_SIZE.*EMBEDDING_DIMENSIONS/);
     expect(() => loadConfig({ CHUNK_SIZE: '100', CHUNK_OVERLAP: '100' })).toThrow(/CHUNK_OVERLAP: must be smaller than CHUNK_SIZE/);
     expect(() => loadConfig({ EMBEDDING_PROVIDER: 'magic' })).toThrow(/EMBEDDING_PROVIDER/);
+    expect(() => loadConfig({ CHAT_PROVIDER: 'openai' })).toThrow(/OPENAI_API_KEY: required/);
+    expect(() => loadConfig({ EMBEDDING_DIMENSIONS: '3072' })).toThrow(/EMBEDDING_DIMENSIONS/);
   });
 
   it('reads numbers and flags given as strings, as wrangler vars are', () => {

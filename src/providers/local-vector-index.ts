@@ -232,6 +232,11 @@ export class LocalVectorIndex extends DurableObject<Env> {
     for (const id of ids) this.cache?.delete(id);
   }
 
+  /** The dimension of the stored vectors; null while the index is empty. */
+  storedDimensions(): number | null {
+    return this.dim;
+  }
+
   count(): number {
     return this.cache?.size ?? this.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM vectors').one().n;
   }
@@ -312,5 +317,14 @@ export class LocalVectorIndexClient implements VectorIndex {
 
   async count(namespace: string): Promise<number> {
     return this.call(() => this.stub(namespace).count());
+  }
+
+  async dimensionMismatch(namespace: string): Promise<string | null> {
+    const stored = await this.call(() => this.stub(namespace).storedDimensions());
+    if (stored === null || stored === this.dimensions) return null;
+    return (
+      `The local vector index of namespace "${namespace}" holds ${stored}-dimensional vectors but the embedder makes ` +
+      `${this.dimensions}: set EMBEDDING_DIMENSIONS back to ${stored}, or use a new namespace and re-upload.`
+    );
   }
 }

@@ -56,6 +56,11 @@ export interface VectorIndex {
   query(vector: Float32Array | number[], query: VectorQuery): Promise<VectorMatch[]>;
   /** Vector count per namespace, for /status. */
   count(namespace: string): Promise<number>;
+  /**
+   * Why the index cannot take this embedder's vectors (its dimension differs), or null.
+   * A model change with another dimension needs a new index: /status reports it.
+   */
+  dimensionMismatch(namespace: string): Promise<string | null>;
 }
 
 /** A passage handed to a chat model, numbered from 1 in the order given. */

@@ -1,4 +1,4 @@
-import type { MetadataFilter } from '../providers/types';
+import type { MetadataFilter, Reranker } from '../providers/types';
 import type { Services } from '../services';
 import { PASSAGE_COLUMNS, type PassageRow, passageFromRow, type StoredPassage } from '../storage/chunks';
 import { words, isStopword } from '../text/analyze';
@@ -16,7 +16,10 @@ export interface SearchRequest {
 }
 
 export interface Passage extends StoredPassage {
-  /** Fused score in hybrid mode, cosine similarity in vector mode, -bm25 in keyword mode. */
+  /**
+   * Fused score in hybrid mode, cosine similarity in vector mode, -bm25 in keyword mode;
+   * the reranker's relevance score when reranking is on.
+   */
   score: number;
 }
 
@@ -69,7 +72,27 @@ export async function search(services: Services, request: SearchRequest): Promis
       config.RRF_K,
     );
   }
-  return ranked.slice(0, request.topK).map(({ id, score }) => ({ ...(passages.get(id) as Passage), score }));
+  const fused = ranked.map(({ id, score }) => ({ ...(passages.get(id) as Passage), score }));
+  return services.reranker ? rerank(services, request, fused) : fused.slice(0, request.topK);
+}
+
+/**
+ * Rescores the best fused candidates with a cross-encoder, which reads query and passage
+ * together: slower than the retrievers, so it only sees the top RERANK_CANDIDATES.
+ */
+async function rerank(services: Services, request: SearchRequest, candidates: Passage[]): Promise<Passage[]> {
+  const reranker = services.reranker as Reranker;
+  const pool = candidates.slice(0, Math.max(request.topK, services.config.RERANK_CANDIDATES));
+  if (pool.length === 0) return [];
+  const scores: number[] = [];
+  for (let i = 0; i < pool.length; i += reranker.maxBatchSize) {
+    const slice = pool.slice(i, i + reranker.maxBatchSize);
+    scores.push(...(await reranker.score(request.query, slice.map((p) => p.text))));
+  }
+  return pool
+    .map((passage, i) => ({ ...passage, score: scores[i] as number }))
+    .sort((a, b) => b.score - a.score)
+    .slice(0, request.topK);
 }
 
 /**

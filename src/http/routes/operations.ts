@@ -9,22 +9,26 @@ operationsRoutes.get('/health', (c) => c.json({ status: 'ok' }));
 /** Readiness: every store answers, with counts. */
 operationsRoutes.get('/status', async (c) => {
   const { services } = c.var;
-  const [documents, chunks, vectors] = await Promise.all([
+  const namespace = services.config.DEFAULT_NAMESPACE;
+  const [documents, chunks, vectors, mismatch] = await Promise.all([
     services.documents.countByStatus(),
     services.chunks.count(),
-    services.vectors.count(services.config.DEFAULT_NAMESPACE),
+    services.vectors.count(namespace),
+    services.vectors.dimensionMismatch(namespace),
   ]);
   return c.json({
-    status: 'ready',
+    status: mismatch ? 'misconfigured' : 'ready',
+    ...(mismatch && { problems: [mismatch] }),
     documents,
     chunks,
-    vectors: { namespace: services.config.DEFAULT_NAMESPACE, count: vectors },
+    vectors: { namespace, count: vectors },
     providers: {
       embedding: { model: services.embedder.model, dimensions: services.embedder.dimensions },
       vectorIndex: { provider: services.config.VECTOR_PROVIDER, dimensions: services.vectors.dimensions },
       chat: { model: services.chat.model },
+      reranker: services.reranker ? { model: services.reranker.model } : null,
     },
-  });
+  }, mismatch ? 503 : 200);
 });
 
 /** Prometheus text format. */

@@ -1,0 +1,116 @@
+import type { Config } from '../config';
+import { AppError } from '../errors';
+import { ExtractiveAnswerer } from '../generation/extractive-answerer';
+import { LocalEmbedder } from './local-embedder';
+import { LocalVectorIndexClient } from './local-vector-index';
+import { OpenAIChatModel, OpenAIEmbedder } from './openai';
+import { CircuitBreaker, type ResilienceOptions } from './resilience';
+import type { ChatModel, EmbeddingProvider, Reranker, VectorIndex } from './types';
+import { VectorizeIndex } from './vectorize';
+import { WorkersAIChatModel } from './workers-ai-chat';
+import { WorkersAIEmbedder } from './workers-ai-embedder';
+import { WorkersAIReranker } from './workers-ai-reranker';
+
+export interface Providers {
+  embedder: EmbeddingProvider;
+  vectors: VectorIndex;
+  chat: ChatModel;
+  reranker?: Reranker;
+}
+
+/** Local embedder dimension when EMBEDDING_DIMENSIONS is not set. */
+const LOCAL_DIMENSIONS = 384;
+
+/**
+ * One circuit breaker per backend and isolate: while a provider is down, every request in
+ * this isolate fails fast instead of each waiting out its own retries.
+ */
+const breakers = new Map<string, CircuitBreaker>();
+function resilience(name: string, config: Config, timeoutMs: number): ResilienceOptions {
+  let breaker = breakers.get(name);
+  if (!breaker) breakers.set(name, (breaker = new CircuitBreaker()));
+  return { retries: config.PROVIDER_RETRIES, timeoutMs, breaker };
+}
+
+/** The only place that chooses implementations and touches env.AI, env.VECTORIZE or OpenAI. */
+export function createProviders(env: Env, config: Config): Providers {
+  const embedder = createEmbedder(env, config);
+  return {
+    embedder,
+    vectors: createVectorIndex(env, config, embedder.dimensions),
+    chat: createChatModel(env, config),
+    reranker:
+      config.RERANK_PROVIDER === 'workers-ai'
+        ? new WorkersAIReranker(requireBinding(env.AI, 'AI', 'RERANK_PROVIDER'), {
+            model: config.RERANK_MODEL,
+            resilience: resilience('workers-ai-rerank', config, config.EMBEDDING_TIMEOUT_MS),
+          })
+        : undefined,
+  };
+}
+
+function createEmbedder(env: Env, config: Config): EmbeddingProvider {
+  switch (config.EMBEDDING_PROVIDER) {
+    case 'local':
+      return new LocalEmbedder({ dimensions: config.EMBEDDING_DIMENSIONS ?? LOCAL_DIMENSIONS, model: config.EMBEDDING_MODEL });
+    case 'workers-ai':
+      return new WorkersAIEmbedder(requireBinding(env.AI, 'AI', 'EMBEDDING_PROVIDER'), {
+        model: config.EMBEDDING_MODEL,
+        dimensions: config.EMBEDDING_DIMENSIONS,
+        maxBatchSize: config.EMBEDDING_BATCH_SIZE,
+        resilience: resilience('workers-ai-embed', config, config.EMBEDDING_TIMEOUT_MS),
+      });
+    case 'openai':
+      return new OpenAIEmbedder({
+        apiKey: config.OPENAI_API_KEY as string,
+        baseUrl: config.OPENAI_BASE_URL,
+        model: config.EMBEDDING_MODEL,
+        dimensions: config.EMBEDDING_DIMENSIONS,
+        batchSize: config.EMBEDDING_BATCH_SIZE,
+        resilience: resilience('openai-embed', config, config.EMBEDDING_TIMEOUT_MS),
+      });
+  }
+}
+
+function createVectorIndex(env: Env, config: Config, dimensions: number): VectorIndex {
+  switch (config.VECTOR_PROVIDER) {
+    case 'local':
+      return new LocalVectorIndexClient(env.VECTOR_INDEX, dimensions);
+    case 'vectorize':
+      return new VectorizeIndex(requireBinding(env.VECTORIZE, 'VECTORIZE', 'VECTOR_PROVIDER') as unknown as Vectorize, {
+        dimensions,
+        metadataIndexes: config.VECTORIZE_METADATA_INDEXES,
+        resilience: resilience('vectorize', config, config.EMBEDDING_TIMEOUT_MS),
+      });
+  }
+}
+
+function createChatModel(env: Env, config: Config): ChatModel {
+  switch (config.CHAT_PROVIDER) {
+    case 'extractive':
+      return new ExtractiveAnswerer();
+    case 'workers-ai':
+      return new WorkersAIChatModel(requireBinding(env.AI, 'AI', 'CHAT_PROVIDER'), {
+        model: config.CHAT_MODEL,
+        maxTokens: config.LLM_MAX_TOKENS,
+        temperature: config.LLM_TEMPERATURE,
+        resilience: resilience('workers-ai-chat', config, config.LLM_TIMEOUT_MS),
+      });
+    case 'openai':
+      return new OpenAIChatModel({
+        apiKey: config.OPENAI_API_KEY as string,
+        baseUrl: config.OPENAI_BASE_URL,
+        model: config.CHAT_MODEL,
+        maxTokens: config.LLM_MAX_TOKENS,
+        temperature: config.LLM_TEMPERATURE,
+        resilience: resilience('openai-chat', config, config.LLM_TIMEOUT_MS),
+      });
+  }
+}
+
+function requireBinding<T>(binding: T | undefined, name: string, setting: string): T {
+  if (!binding) {
+    throw new AppError('misconfigured', `${setting} needs the ${name} binding, which this environment does not have (see wrangler.toml).`);
+  }
+  return binding;
+}
