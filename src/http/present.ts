@@ -1,7 +1,11 @@
 import type { DocumentRecord } from '../storage/documents';
 
-/** A document as the API shows it (storage keys stay internal). */
-export function presentDocument(d: DocumentRecord) {
+/**
+ * A document as the API shows it (storage keys stay internal). `searchable` says whether
+ * queries can find it yet: a ready document's vectors may still be pending in an
+ * asynchronous index (Vectorize applies writes within seconds to minutes).
+ */
+export function presentDocument(d: DocumentRecord, searchable = d.status === 'ready') {
   return {
     id: d.id,
     namespace: d.namespace,
@@ -16,5 +20,6 @@ export function presentDocument(d: DocumentRecord) {
     createdAt: d.createdAt,
     updatedAt: d.updatedAt,
     indexedAt: d.indexedAt,
+    searchable,
   };
 }

@@ -126,8 +126,10 @@ async function index(services: Services, group: Prepared[]): Promise<Map<string,
   );
   for (const plan of plans) await deleteVectors(services, plan.document.namespace, plan.stale);
 
+  // Vectorize applies writes in order: the group's last write covers all its documents.
   const ready = await services.documents.markReady(
     plans.map((p) => ({ id: p.document.id, chunkCount: p.records.length, embeddingModel: embedder.model })),
+    vectors.lastWrite?.() ?? null,
   );
   const outcomes = new Map<string, IngestOutcome>();
   for (const plan of plans) {

@@ -61,6 +61,18 @@ export interface VectorIndex {
    * A model change with another dimension needs a new index: /status reports it.
    */
   dimensionMismatch(namespace: string): Promise<string | null>;
+  /**
+   * For indexes whose writes apply asynchronously (Vectorize): the last write this instance
+   * made, and whether a given write is applied yet. Synchronous indexes omit both.
+   */
+  lastWrite?(): VectorWrite | null;
+  isApplied?(write: VectorWrite): Promise<boolean>;
+}
+
+/** A write to an asynchronous vector index: its mutation id and when it was issued (ms). */
+export interface VectorWrite {
+  mutationId: string;
+  at: number;
 }
 
 /** A passage handed to a chat model, numbered from 1 in the order given. */

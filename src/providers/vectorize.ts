@@ -1,6 +1,6 @@
 import { AppError } from '../errors';
 import { type ResilienceOptions, resilientCall } from './resilience';
-import type { MetadataFilter, MetadataValue, VectorIndex, VectorMatch, VectorMetadata, VectorQuery, VectorRecord } from './types';
+import type { MetadataFilter, MetadataValue, VectorIndex, VectorMatch, VectorMetadata, VectorQuery, VectorRecord, VectorWrite } from './types';
 
 /** Vectorize (v2) limits, from https://developers.cloudflare.com/vectorize/platform/limits/ */
 export const VECTORIZE_LIMITS = {
@@ -76,6 +76,15 @@ export class VectorizeIndex implements VectorIndex {
     this.#returnMetadata = options.returnMetadata ?? 'none';
     this.#metadataIndexes = options.metadataIndexes && new Set(options.metadataIndexes);
     this.#now = options.now ?? Date.now;
+  }
+
+  lastWrite(): VectorWrite | null {
+    const last = this.#issued.at(-1);
+    return last ? { mutationId: last.id, at: last.at } : null;
+  }
+
+  isApplied(write: VectorWrite): Promise<boolean> {
+    return this.isProcessed(write.mutationId, write.at);
   }
 
   /** The id of the last write this instance made (to store with a document, for `isProcessed`). */

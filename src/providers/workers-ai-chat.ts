@@ -1,7 +1,7 @@
 import { AppError } from '../errors';
 import { NO_ANSWER } from '../generation/extractive-answerer';
+import { buildChatMessages, SYSTEM_PROMPT } from '../generation/prompt';
 import { countTokens } from '../ingestion/tokens';
-import { buildChatMessages, SYSTEM_PROMPT } from './openai';
 import { type ResilienceOptions, resilientCall } from './resilience';
 import { serverSentEvents } from './sse';
 import type { ChatMessage, ChatModel, ChatRequest, ContextPassage } from './types';

@@ -1,5 +1,5 @@
 import type { DocumentType } from '../ingestion/types';
-import type { VectorMetadata } from '../providers/types';
+import type { VectorMetadata, VectorWrite } from '../providers/types';
 
 export type DocumentStatus = 'queued' | 'processing' | 'ready' | 'failed';
 
@@ -17,6 +17,8 @@ export interface DocumentRecord {
   chunkCount: number;
   embeddingModel: string | null;
   indexedAt: string | null;
+  /** The asynchronous vector index write that holds this document's vectors, if any. */
+  vectorWrite: VectorWrite | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -35,6 +37,8 @@ interface DocumentRow {
   chunk_count: number;
   embedding_model: string | null;
   indexed_at: string | null;
+  vector_mutation_id: string | null;
+  vector_mutation_at: number | null;
   created_at: string;
   updated_at: string;
   seq?: number;
@@ -55,6 +59,10 @@ function fromRow(row: DocumentRow): DocumentRecord {
     chunkCount: row.chunk_count,
     embeddingModel: row.embedding_model,
     indexedAt: row.indexed_at,
+    vectorWrite:
+      row.vector_mutation_id && row.vector_mutation_at !== null
+        ? { mutationId: row.vector_mutation_id, at: row.vector_mutation_at }
+        : null,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -141,16 +149,20 @@ export class DocumentStore {
   }
 
   /** Marks documents searchable; returns those that still exist (not deleted meanwhile). */
-  async markReady(updates: { id: string; chunkCount: number; embeddingModel: string }[]): Promise<Set<string>> {
+  async markReady(
+    updates: { id: string; chunkCount: number; embeddingModel: string }[],
+    vectorWrite: VectorWrite | null,
+  ): Promise<Set<string>> {
     const now = new Date().toISOString();
     const statement = this.#db.prepare(
-      `UPDATE documents SET status = 'ready', error = NULL, chunk_count = ?, embedding_model = ?, indexed_at = ?, updated_at = ?
+      `UPDATE documents SET status = 'ready', error = NULL, chunk_count = ?, embedding_model = ?, indexed_at = ?,
+         updated_at = ?, vector_mutation_id = ?, vector_mutation_at = ?
        WHERE id = ?`,
     );
     const byId = new Map(updates.map((u) => [u.id, u]));
     return this.#changed([...byId.keys()], (id) => {
       const u = byId.get(id) as (typeof updates)[number];
-      return statement.bind(u.chunkCount, u.embeddingModel, now, now, id);
+      return statement.bind(u.chunkCount, u.embeddingModel, now, now, vectorWrite?.mutationId ?? null, vectorWrite?.at ?? null, id);
     });
   }
 

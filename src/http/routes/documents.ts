@@ -94,13 +94,16 @@ documentRoutes.post(
 documentRoutes.get('/', async (c) => {
   const query = validate(ListQuery, c.req.query());
   const page = await c.var.services.documents.list(query);
-  return c.json({ documents: page.documents.map(presentDocument), nextCursor: page.nextCursor });
+  return c.json({ documents: page.documents.map((d) => presentDocument(d)), nextCursor: page.nextCursor });
 });
 
 documentRoutes.get('/:id', async (c) => {
-  const document = await c.var.services.documents.get(c.req.param('id'));
+  const { documents, vectors } = c.var.services;
+  const document = await documents.get(c.req.param('id'));
   if (!document) throw new AppError('not_found', 'No document with this id.');
-  return c.json(presentDocument(document));
+  const write = document.status === 'ready' ? document.vectorWrite : null;
+  const searchable = write && vectors.isApplied ? await vectors.isApplied(write) : document.status === 'ready';
+  return c.json(presentDocument(document, searchable));
 });
 
 documentRoutes.delete('/:id', async (c) => {
