@@ -1,16 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../src/errors';
-import { ExtractiveAnswerer, NO_ANSWER } from '../src/generation/extractive-answerer';
+import { NO_ANSWER } from '../src/generation/extractive-answerer';
 import { countTokens } from '../src/ingestion/tokens';
-import { LocalEmbedder } from '../src/providers/local-embedder';
 import type { ResilienceOptions } from '../src/providers/resilience';
 import type { ChatRequest } from '../src/providers/types';
 import { WorkersAIChatModel } from '../src/providers/workers-ai-chat';
 import { truncateToTokens, WorkersAIEmbedder } from '../src/providers/workers-ai-embedder';
 import { type AiRunner, toAppError } from '../src/providers/workers-ai-errors';
 import { WorkersAIReranker } from '../src/providers/workers-ai-reranker';
-import { answerOf, chatModelContract } from './contracts/chat-model';
-import { embeddingProviderContract } from './contracts/embedding-provider';
+import { answerOf } from './contracts/chat-model';
 import { FakeAi } from './fakes/workers-ai';
 
 // The real binding fits the adapters' view of it (checked by tsc, not at run time).
@@ -31,10 +29,7 @@ async function rejection(promise: Promise<unknown>): Promise<AppError> {
   return error as AppError;
 }
 
-embeddingProviderContract('LocalEmbedder', () => new LocalEmbedder({ dimensions: 384 }));
-embeddingProviderContract('WorkersAIEmbedder on FakeAi', () => new WorkersAIEmbedder(new FakeAi(), { resilience: fastResilience() }));
-chatModelContract('ExtractiveAnswerer', () => new ExtractiveAnswerer());
-chatModelContract('WorkersAIChatModel on FakeAi', () => new WorkersAIChatModel(new FakeAi(), { resilience: fastResilience() }));
+// The provider contracts run against these adapters in provider-contracts.test.ts.
 
 describe('WorkersAIEmbedder', () => {
   it('sends the texts to bge-base in one call and returns its 768-dimensional vectors in order', async () => {

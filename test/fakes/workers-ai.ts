@@ -11,7 +11,11 @@ import type { AiRunner } from '../../src/providers/workers-ai-errors';
  *    a `usage` event and `data: [DONE]`, cut into small chunks that split lines and UTF-8
  *    characters; OpenAI-format models stream `choices[0].delta.content`. Answers stop at
  *    `max_tokens` pieces, or at 256 (Workers AI's default) when none is given;
- *  - reranking (`{ query, contexts, top_k? }`): `{ response: [{ id, score }] }`, best first;
+ *  - reranking (`{ query, contexts, top_k? }`): `{ response: [{ id, score }] }`, best first. The
+ *    real bge-reranker is a cross-encoder reading query and passage together; the fake scores
+ *    each pair by lexical overlap (a sigmoid of how many of the passage's words occur in the
+ *    query), deterministically and from that pair alone, so a relevant passage honestly
+ *    outscores an unrelated one and a score does not depend on the rest of the batch;
  *  - an unknown model → `5007: No such model`; a call whose signal is aborted rejects.
  * Faults are scripted per call: `failNext`, `respondNext`, `delayNext`/`hangNext`, `streamFault`.
  */
