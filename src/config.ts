@@ -22,7 +22,8 @@ export const Config = z
     EMBEDDING_MODEL: z.string().min(1).optional(),
     /** Vectorize indexes hold at most 1,536 dimensions. */
     EMBEDDING_DIMENSIONS: z.coerce.number().int().min(8).max(1536).optional(),
-    EMBEDDING_BATCH_SIZE: z.coerce.number().int().min(1).max(100).default(100),
+    /** Texts per embedding request; default the provider's (100 Workers AI, 50 OpenAI). */
+    EMBEDDING_BATCH_SIZE: z.coerce.number().int().min(1).max(2048).optional(),
     // Vector store.
     VECTOR_PROVIDER: z.enum(['local', 'vectorize']).default('local'),
     DEFAULT_NAMESPACE: z.string().min(1).max(64).default('default'),

@@ -107,7 +107,9 @@ async function index(services: Services, group: Prepared[]): Promise<Map<string,
     if (batch.length) await vectors.upsert(namespace, batch);
   };
   const toEmbed = plans.flatMap((plan) => plan.toEmbed.map((record) => ({ record, plan })));
-  const batchSize = Math.min(services.config.EMBEDDING_BATCH_SIZE, embedder.maxBatchSize);
+  // The embedder splits a call into requests of its configured size itself; half an
+  // upsert's worth per call keeps every flushed upsert within the 1,000-vector limit.
+  const batchSize = Math.min(embedder.maxBatchSize, MAX_VECTORS_PER_UPSERT / 2);
   for (let i = 0; i < toEmbed.length; i += batchSize) {
     const slice = toEmbed.slice(i, i + batchSize);
     const embeddings = await embedder.embed(slice.map(({ record }) => `${record.context}\n${record.text}`));
