@@ -30,50 +30,109 @@ const MAX_VECTOR_CANDIDATES = 100;
 const VISIBLE = 'd.indexed_at IS NOT NULL';
 
 /**
- * Hybrid retrieval: vector search, then keyword search (FTS5 bm25) and the texts of the
- * vector hits in one D1 batch, fused by reciprocal rank fusion. Two round trips, three
- * binding calls at most; every call on this path costs throughput.
+ * Hybrid retrieval: vector search (the vector index) and keyword search (FTS5 bm25 in D1)
+ * in parallel, fused by reciprocal rank fusion, then one D1 read of the texts of the
+ * final passages only. Two round trips and three binding calls; the fetch also drops
+ * vector hits of documents that are not (or no longer) searchable.
  */
 export async function search(services: Services, request: SearchRequest): Promise<Passage[]> {
   const { config } = services;
   const candidates = Math.max(config.RETRIEVAL_CANDIDATES, request.topK);
+  const [vectorHits, keywordHits] = await Promise.all([
+    request.mode === 'keyword' ? [] : vectorSearch(services, request, candidates),
+    request.mode === 'vector' ? [] : keywordSearch(services.db, request, candidates),
+  ]);
 
-  const vectorMatches =
-    request.mode === 'keyword'
-      ? []
-      : await services.vectors.query((await services.embedder.embed([request.query]))[0] as Float32Array, {
-          topK: Math.min(candidates, MAX_VECTOR_CANDIDATES),
-          namespace: request.namespace,
-          filter: request.filter,
-        });
-
-  const statements: D1PreparedStatement[] = [];
-  const keyword = request.mode === 'vector' ? null : keywordStatement(services.db, request, candidates);
-  if (keyword) statements.push(keyword);
-  if (vectorMatches.length > 0) statements.push(byIdsStatement(services.db, vectorMatches.map((m) => m.id)));
-  const results = statements.length ? await services.db.batch<PassageRow & { rank?: number }>(statements) : [];
-
-  const keywordRows = keyword ? (results[0]?.results ?? []) : [];
-  const vectorRows = results[keyword ? 1 : 0]?.results ?? [];
-  const passages = new Map<string, Passage>();
-  for (const row of [...keywordRows, ...vectorRows]) passages.set(row.id, { ...passageFromRow(row), score: 0 });
-
-  // Vector hits whose rows are gone or invisible (deleted, failed, not yet ready) drop out here.
-  const vectorIds = vectorMatches.filter((m) => passages.has(m.id));
   let ranked: { id: string; score: number }[];
-  if (request.mode === 'vector') ranked = vectorIds;
-  else if (request.mode === 'keyword') ranked = keywordRows.map((row) => ({ id: row.id, score: -(row.rank ?? 0) }));
+  if (request.mode === 'vector') ranked = vectorHits;
+  else if (request.mode === 'keyword') ranked = keywordHits;
   else {
     ranked = reciprocalRankFusion(
       [
-        { ids: vectorIds.map((m) => m.id), weight: config.VECTOR_WEIGHT },
-        { ids: keywordRows.map((row) => row.id), weight: config.KEYWORD_WEIGHT },
+        { ids: vectorHits.map((hit) => hit.id), weight: config.VECTOR_WEIGHT },
+        { ids: keywordHits.map((hit) => hit.id), weight: config.KEYWORD_WEIGHT },
       ],
       config.RRF_K,
     );
   }
-  const fused = ranked.map(({ id, score }) => ({ ...(passages.get(id) as Passage), score }));
-  return services.reranker ? rerank(services, request, fused) : fused.slice(0, request.topK);
+
+  const wanted = services.reranker ? Math.max(request.topK, config.RERANK_CANDIDATES) : request.topK;
+  // Twice what is wanted: room for vector hits whose document is not searchable.
+  const shortlist = ranked.slice(0, wanted * 2);
+  const rows = await fetchPassages(services.db, shortlist.map((hit) => hit.id));
+  const passages = shortlist.flatMap(({ id, score }) => {
+    const row = rows.get(id);
+    return row ? [{ ...passageFromRow(row), score }] : [];
+  });
+  return services.reranker ? rerank(services, request, passages) : passages.slice(0, request.topK);
+}
+
+async function vectorSearch(services: Services, request: SearchRequest, candidates: number) {
+  const [vector] = await services.embedder.embed([request.query]);
+  return services.vectors.query(vector as Float32Array, {
+    topK: Math.min(candidates, MAX_VECTOR_CANDIDATES),
+    namespace: request.namespace,
+    filter: request.filter,
+  });
+}
+
+/**
+ * The FTS5 query for free text: each word quoted (so user input cannot inject FTS
+ * syntax) and OR-ed, letting bm25 rank by how many and how rare the matches are.
+ */
+export function keywordQuery(text: string): string | null {
+  const unique = [...new Set(words(text).filter((word) => !isStopword(word)))];
+  return unique.length ? unique.map((word) => `"${word}"`).join(' OR ') : null;
+}
+
+/** The token that stands for a namespace in the keyword index (see migration 0004). */
+export function namespaceToken(namespace: string): string {
+  const hex = [...new TextEncoder().encode(namespace)].map((b) => b.toString(16).padStart(2, '0')).join('');
+  return `n${hex}z`;
+}
+
+/**
+ * Best chunks by bm25 (title and headings weigh half as much as the text). Without a
+ * metadata filter, FTS5 ranks the namespace's rowids on its own and only the best are
+ * joined; with one, every match must be joined to its document's metadata first.
+ */
+async function keywordSearch(db: D1Database, request: SearchRequest, limit: number) {
+  const words = keywordQuery(request.query);
+  if (!words) return [];
+  const match = `namespace : ${namespaceToken(request.namespace)} AND {text context} : (${words})`;
+  const filter = filterToSql(request.filter);
+  const statement = filter.sql
+    ? db
+        .prepare(
+          `SELECT c.id, bm25(chunks_fts, 1.0, 0.5, 0.0) AS rank
+           FROM chunks_fts JOIN chunks c ON c.seq = chunks_fts.rowid JOIN documents d ON d.id = c.document_id
+           WHERE chunks_fts MATCH ? AND ${VISIBLE}${filter.sql} ORDER BY rank LIMIT ?`,
+        )
+        .bind(match, ...filter.params, limit)
+    : db
+        .prepare(
+          `SELECT c.id, best.rank FROM
+             (SELECT rowid, bm25(chunks_fts, 1.0, 0.5, 0.0) AS rank FROM chunks_fts WHERE chunks_fts MATCH ?
+              ORDER BY rank LIMIT ?) AS best
+           JOIN chunks c ON c.seq = best.rowid JOIN documents d ON d.id = c.document_id
+           WHERE ${VISIBLE} ORDER BY best.rank`,
+        )
+        .bind(match, limit);
+  const { results } = await statement.all<{ id: string; rank: number }>();
+  return results.map((row) => ({ id: row.id, score: -row.rank }));
+}
+
+/** Texts of the given chunks, only of searchable documents. */
+async function fetchPassages(db: D1Database, ids: string[]): Promise<Map<string, PassageRow>> {
+  if (ids.length === 0) return new Map();
+  const { results } = await db
+    .prepare(
+      `SELECT ${PASSAGE_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.document_id
+       WHERE c.id IN (SELECT value FROM json_each(?)) AND ${VISIBLE}`,
+    )
+    .bind(JSON.stringify(ids))
+    .all<PassageRow>();
+  return new Map(results.map((row) => [row.id, row]));
 }
 
 /**
@@ -93,36 +152,4 @@ async function rerank(services: Services, request: SearchRequest, candidates: Pa
     .map((passage, i) => ({ ...passage, score: scores[i] as number }))
     .sort((a, b) => b.score - a.score)
     .slice(0, request.topK);
-}
-
-/**
- * The FTS5 query for free text: each word quoted (so user input cannot inject FTS
- * syntax) and OR-ed, letting bm25 rank by how many and how rare the matches are.
- */
-export function keywordQuery(text: string): string | null {
-  const unique = [...new Set(words(text).filter((word) => !isStopword(word)))];
-  return unique.length ? unique.map((word) => `"${word}"`).join(' OR ') : null;
-}
-
-function keywordStatement(db: D1Database, request: SearchRequest, limit: number): D1PreparedStatement | null {
-  const match = keywordQuery(request.query);
-  if (!match) return null;
-  const filter = filterToSql(request.filter);
-  return db
-    .prepare(
-      `SELECT ${PASSAGE_COLUMNS}, bm25(chunks_fts, 1.0, 0.5) AS rank
-       FROM chunks_fts JOIN chunks c ON c.seq = chunks_fts.rowid JOIN documents d ON d.id = c.document_id
-       WHERE chunks_fts MATCH ? AND c.namespace = ? AND ${VISIBLE}${filter.sql}
-       ORDER BY rank LIMIT ?`,
-    )
-    .bind(match, request.namespace, ...filter.params, limit);
-}
-
-function byIdsStatement(db: D1Database, ids: string[]): D1PreparedStatement {
-  return db
-    .prepare(
-      `SELECT ${PASSAGE_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.document_id
-       WHERE c.id IN (SELECT value FROM json_each(?)) AND ${VISIBLE}`,
-    )
-    .bind(JSON.stringify(ids));
 }
