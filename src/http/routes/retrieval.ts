@@ -8,7 +8,8 @@ import type { AppEnv } from '../app-env';
 import { Filter, Namespace, readJson } from '../validation';
 
 const Retrieval = {
-  topK: z.number().int().min(1).max(50).optional(),
+  // Vectorize's limit for matches without metadata; evaluations need Recall@100.
+  topK: z.number().int().min(1).max(100).optional(),
   namespace: Namespace.optional(),
   filter: Filter.optional(),
   mode: z.enum(['hybrid', 'vector', 'keyword']).default('hybrid'),
