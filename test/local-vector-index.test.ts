@@ -1,9 +1,9 @@
-import { evictDurableObject } from 'cloudflare:test';
+import { evictDurableObject, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../src/errors';
 import { LocalVectorIndexClient, type LocalVectorIndex } from '../src/providers/local-vector-index';
-import type { VectorMetadata } from '../src/providers/types';
+import type { MetadataFilter, VectorMetadata } from '../src/providers/types';
 
 // worker-configuration.d.ts (generated before the class existed) types the binding as untyped.
 const ns = env.VECTOR_INDEX as unknown as DurableObjectNamespace<LocalVectorIndex>;
@@ -165,6 +165,60 @@ describe('LocalVectorIndex', () => {
     await expectBadRequest(other.upsert('dims', [{ id: 'b', values: [1, 2, 3], metadata: {} }]), 'vector has 3 dimensions but this index has 4');
     await expectBadRequest(other.query([1, 2, 3], { namespace: 'dims', topK: 1 }), 'vector has 3 dimensions but this index has 4');
     await expectBadRequest(client(4).query([1, 2], { namespace: 'dims', topK: 1 }), '2 dimensions but 4 are configured');
+  });
+
+  it('stays exact when int8 scores cannot separate rows (near-duplicates fall back to more rescoring)', async () => {
+    const index = client(16);
+    const base = randomVectors(1, 16, 6)[0]!;
+    const r = rng(7);
+    // 400 vectors within 1e-4 of each other, and exact duplicates: the int8 bounds overlap.
+    const vectors = Array.from({ length: 400 }, (_, i) => (i % 50 === 0 ? base : base.map((x) => x + (r() - 0.5) * 2e-4)));
+    await index.upsert('near', vectors.map((values, i) => ({ id: `n${i}`, values, metadata: { even: i % 2 === 0 } })));
+    const q = base.map((x) => x + 1e-3);
+    const stats = () => runInDurableObject(ns.get(ns.idFromName('near')), (o: LocalVectorIndex) => ({ ...(o as unknown as { stats: { fallbacks: number } }).stats }));
+    for (const [topK, filter] of [[10, undefined], [3, { even: true }]] as const) {
+      const pool = vectors.map((v, i) => ({ id: `n${i}`, score: cosine(q, v) })).filter((_, i) => !filter || i % 2 === 0);
+      const expected = pool.sort((a, b) => b.score - a.score).slice(0, topK);
+      const got = await index.query(q, { namespace: 'near', topK, filter });
+      got.forEach((m, j) => expect(m.score).toBeCloseTo(expected[j]!.score, 6));
+      // Exact, up to the order of equal scores (the duplicates).
+      expect(got.map((m) => m.score)).toEqual([...got.map((m) => m.score)].sort((a, b) => b - a));
+      expect(got.map((m) => m.score.toFixed(7))).toEqual(expected.map((m) => m.score.toFixed(7)));
+    }
+    expect((await stats()).fallbacks).toBeGreaterThan(0);
+  });
+
+  it('keeps rows, filters and exact scores right through many upserts and deletes after loading', async () => {
+    const index = client(8);
+    const vectors = randomVectors(3000, 8, 8);
+    const live = new Map<string, { values: Float32Array; tag: string }>();
+    const put = async (from: number, to: number, tag: (i: number) => string) => {
+      const records = vectors.slice(from, to).map((values, j) => ({ id: `c${from + j}`, values, metadata: { tag: tag(from + j) } }));
+      for (let i = 0; i < records.length; i += 1000) await index.upsert('churn', records.slice(i, i + 1000));
+      for (const rec of records) live.set(rec.id, { values: rec.values, tag: rec.metadata.tag });
+    };
+    await put(0, 2000, (i) => (i % 3 ? 'a' : 'b'));
+    await index.query(vectors[0]!, { namespace: 'churn', topK: 1, filter: { tag: 'b' } }); // loads rows and the tag column
+    const gone = Array.from({ length: 700 }, (_, i) => `c${(i * 7) % 2000}`);
+    await index.deleteByIds('churn', gone);
+    for (const id of gone) live.delete(id);
+    await put(1500, 3000, (i) => (i % 2 ? 'b' : 'c')); // replaces 500, adds 1000, new tag value
+    expect(await index.count('churn')).toBe(live.size);
+    const cases: [Float32Array, MetadataFilter | undefined, (tag: string) => boolean][] = [
+      [vectors[5]!, { tag: 'b' }, (tag) => tag === 'b'],
+      [vectors[2500]!, { tag: { $nin: ['a'] } }, (tag) => tag !== 'a'],
+      [vectors[42]!, undefined, () => true],
+    ];
+    for (const [q, filter, pass] of cases) {
+      const expected = [...live]
+        .filter(([, v]) => pass(v.tag))
+        .map(([id, v]) => ({ id, score: cosine(q, v.values) }))
+        .sort((a, b) => b.score - a.score)
+        .slice(0, 25);
+      const got = await index.query(q, { namespace: 'churn', topK: 25, filter });
+      expect(got.map((m) => m.id)).toEqual(expected.map((m) => m.id));
+      for (const m of got) expect(m.metadata).toEqual({ tag: live.get(m.id)!.tag });
+    }
   });
 
   it('survives eviction: the cache is rebuilt from SQL', async () => {

@@ -1,5 +1,6 @@
 import { DurableObject } from 'cloudflare:workers';
 import { AppError } from '../errors';
+import { Above, dot, Int8Rows, IntMap, quantise, TopK } from './vector-math';
 import type { MetadataFilter, MetadataValue, VectorIndex, VectorMatch, VectorMetadata, VectorQuery, VectorRecord } from './types';
 
 /** Every caller error starts with this, so the client can recognise it after RPC strips the class. */
@@ -40,10 +41,6 @@ function compileFilter(filter: MetadataFilter | undefined): Condition[] {
   return conditions;
 }
 
-/** A missing field never equals anything: it fails $eq/$in and passes $ne/$nin. */
-const matches = (meta: VectorMetadata, conditions: Condition[]) =>
-  conditions.every((c) => (c.field in meta && c.values.includes(meta[c.field] as Scalar)) !== c.negate);
-
 /** L2-normalised Float32 copy, so cosine similarity is a plain dot product; a zero vector stays zero (no NaN). */
 function normalise(values: ArrayLike<number>): Float32Array {
   let sum = 0;
@@ -58,135 +55,177 @@ function normalise(values: ArrayLike<number>): Float32Array {
   return out;
 }
 
-/** The k best (score, row) pairs seen, as a bounded min-heap: O(n log k), no sort of all n scores. */
-class TopK {
-  private readonly scores: Float64Array;
-  private readonly rows: Int32Array;
-  private size = 0;
-  constructor(private readonly k: number) {
-    this.scores = new Float64Array(k);
-    this.rows = new Int32Array(k);
-  }
-  push(score: number, row: number): void {
-    const { scores, rows } = this;
-    let c: number;
-    if (this.size < this.k) {
-      // Sift up from the new leaf.
-      for (c = this.size++; c > 0; ) {
-        const p = (c - 1) >> 1;
-        if (scores[p]! <= score) break;
-        scores[c] = scores[p]!;
-        rows[c] = rows[p]!;
-        c = p;
-      }
-    } else {
-      if (score <= scores[0]!) return;
-      // Replace the worst (the root) and sift down.
-      for (c = 0; ; ) {
-        let m = 2 * c + 1;
-        if (m >= this.size) break;
-        if (m + 1 < this.size && scores[m + 1]! < scores[m]!) m++;
-        if (scores[m]! >= score) break;
-        scores[c] = scores[m]!;
-        rows[c] = rows[m]!;
-        c = m;
-      }
-    }
-    scores[c] = score;
-    rows[c] = row;
-  }
-  sorted(): { row: number; score: number }[] {
-    const out = Array.from({ length: this.size }, (_, j) => ({ row: this.rows[j]!, score: this.scores[j]! }));
-    return out.sort((a, b) => b.score - a.score);
-  }
-}
-
 /**
- * Offers `q · row` for every row (all `n` rows, or just the listed ones) to `best`.
- * Four rows at a time, so each q[i] is loaded once per four rows: ~25% faster in V8 than one
- * row at a time. (SIMD would need a WebAssembly module; Workers cannot compile one at runtime.)
+ * How many rows the int8 scan hands to exact rescoring. Any count is exact (see `query`); more
+ * means fewer fallback scans but more Float32 vectors read from SQL.
  */
-function scoreRows(q: Float32Array, matrix: Float32Array, dim: number, rows: Int32Array | number, best: TopK): void {
-  const n = typeof rows === 'number' ? rows : rows.length;
-  const at = typeof rows === 'number' ? (j: number) => j : (j: number) => rows[j]!;
-  let j = 0;
-  for (; j + 3 < n; j += 4) {
-    const r0 = at(j), r1 = at(j + 1), r2 = at(j + 2), r3 = at(j + 3);
-    const b0 = r0 * dim, b1 = r1 * dim, b2 = r2 * dim, b3 = r3 * dim;
-    let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    for (let i = 0; i < dim; i++) {
-      const x = q[i]!;
-      s0 += x * matrix[b0 + i]!;
-      s1 += x * matrix[b1 + i]!;
-      s2 += x * matrix[b2 + i]!;
-      s3 += x * matrix[b3 + i]!;
-    }
-    best.push(s0, r0);
-    best.push(s1, r1);
-    best.push(s2, r2);
-    best.push(s3, r3);
-  }
-  for (; j < n; j++) {
-    const r = at(j), base = r * dim;
-    let s = 0;
-    for (let i = 0; i < dim; i++) s += q[i]! * matrix[base + i]!;
-    best.push(s, r);
-  }
-}
+const OVERSAMPLE = 4;
+const MIN_CANDIDATES = 32;
+/** Rows per `WHERE rowid IN (json_each(?))` read. */
+const READ_BATCH = 500;
 
-/** Rows of the index in memory: row r is ids[r], metadata[r] and matrix[r*dim .. (r+1)*dim). */
-class Cache {
-  ids: string[] = [];
-  metadata: VectorMetadata[] = [];
-  rowOf = new Map<string, number>();
-  matrix: Float32Array;
-  constructor(readonly dim: number, capacity: number) {
-    this.matrix = new Float32Array(dim * Math.max(capacity, 16));
-  }
-  get size() { return this.ids.length; }
-  set(id: string, vector: Float32Array, metadata: VectorMetadata): void {
-    let row = this.rowOf.get(id);
-    if (row === undefined) {
-      row = this.ids.length;
-      if ((row + 1) * this.dim > this.matrix.length) {
-        // Grow by 1.25× rather than 2×: near the 128 MB isolate limit a doubling copy would not fit.
-        const grown = new Float32Array(Math.ceil(row * 1.25 + 256) * this.dim);
-        grown.set(this.matrix);
-        this.matrix = grown;
-      }
-      this.ids.push(id);
-      this.metadata.push(metadata);
-      this.rowOf.set(id, row);
-    } else this.metadata[row] = metadata;
-    this.matrix.set(vector, row * this.dim);
-  }
-  /** Swap-remove: the last row moves into the hole, so rows stay contiguous. */
-  delete(id: string): void {
-    const row = this.rowOf.get(id);
-    if (row === undefined) return;
-    const last = this.ids.length - 1;
-    const lastId = this.ids.pop() as string;
-    const lastMeta = this.metadata.pop() as VectorMetadata;
-    this.rowOf.delete(id);
-    if (row !== last) {
-      this.ids[row] = lastId;
-      this.metadata[row] = lastMeta;
-      this.rowOf.set(lastId, row);
-      this.matrix.copyWithin(row * this.dim, last * this.dim, (last + 1) * this.dim);
-    }
+/**
+ * One metadata field's values, one int32 code a row: 0 when the row has no scalar value there
+ * (missing fields fail $eq/$in and pass $ne/$nin), else the value's index in `dict` plus 1
+ * (Map keys compare like `includes`: strictly by type). Built on the first filter on the field.
+ */
+class Column {
+  readonly dict = new Map<Scalar, number>();
+  constructor(public codes: Int32Array) {}
+  code(value: unknown): number {
+    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') return 0;
+    let code = this.dict.get(value);
+    if (code === undefined) this.dict.set(value, (code = this.dict.size + 1));
+    return code;
   }
 }
 
 /**
- * Exact (brute-force) cosine vector index: the offline stand-in for Cloudflare Vectorize.
- * One SQLite-backed Durable Object per namespace. SQL is the source of truth; an in-memory
- * matrix, loaded lazily on the first query after the instance starts, makes queries fast.
- * Every method is synchronous, so calls never interleave and the cache cannot go stale.
+ * The rows of the index in memory, compactly: row r's vector as int8 codes in `vectors`
+ * (WebAssembly memory), its scale and quantisation error bound, and its SQLite rowid
+ * (ids and metadata stay in SQL; `columns` hold the fields filters have asked about).
+ */
+class Cache {
+  size = 0;
+  private capacity: number;
+  readonly vectors: Int8Rows;
+  scale: Float32Array;
+  err: Float32Array;
+  rowids: Int32Array;
+  readonly rowOf: IntMap;
+  readonly columns = new Map<string, Column>();
+  constructor(readonly dim: number, capacity: number) {
+    this.capacity = Math.max(capacity, 16);
+    this.scale = new Float32Array(this.capacity);
+    this.err = new Float32Array(this.capacity);
+    this.rowids = new Int32Array(this.capacity);
+    this.rowOf = new IntMap(capacity);
+    this.vectors = new Int8Rows(dim, capacity);
+  }
+
+  /** Makes row `row` (= size, rows are appended) addressable. */
+  private reserve(row: number): void {
+    if (row >= this.capacity) {
+      // Grow by 1.25× rather than 2×: these are small (4 bytes a row); the int8 rows grow in place.
+      this.capacity = Math.ceil(row * 1.25 + 256);
+      const grow = <T extends Float32Array | Int32Array>(a: T, make: (n: number) => T): T => {
+        const b = make(this.capacity);
+        b.set(a);
+        return b;
+      };
+      this.scale = grow(this.scale, (n) => new Float32Array(n));
+      this.err = grow(this.err, (n) => new Float32Array(n));
+      this.rowids = grow(this.rowids, (n) => new Int32Array(n));
+      for (const c of this.columns.values()) c.codes = grow(c.codes, (n) => new Int32Array(n));
+    }
+  }
+
+  /** Adds or replaces the row of `rowid`; `json` (its metadata) is parsed only if a column needs it. */
+  set(rowid: number, vector: Float32Array, json: string): void {
+    let row = this.rowOf.get(rowid);
+    if (row < 0) {
+      row = this.size;
+      this.reserve(row);
+      this.rowOf.set(rowid, row);
+      this.rowids[row] = rowid;
+      this.size++;
+    }
+    const { scale, err } = quantise(vector, this.vectors.codes, this.vectors.offset(row));
+    this.scale[row] = scale;
+    this.err[row] = err;
+    if (this.columns.size > 0) {
+      const meta = JSON.parse(json) as VectorMetadata;
+      for (const [field, column] of this.columns) column.codes[row] = column.code(meta[field]);
+    }
+  }
+
+  /** Swap-remove: the last row moves into the hole, so rows stay contiguous. */
+  delete(rowid: number): void {
+    const row = this.rowOf.get(rowid);
+    if (row < 0) return;
+    const last = this.size - 1;
+    this.rowOf.delete(rowid);
+    if (row !== last) {
+      this.vectors.move(last, row);
+      this.scale[row] = this.scale[last]!;
+      this.err[row] = this.err[last]!;
+      this.rowids[row] = this.rowids[last]!;
+      for (const c of this.columns.values()) c.codes[row] = c.codes[last]!;
+      this.rowOf.set(this.rowids[row]!, row);
+    }
+    this.size--;
+  }
+
+  /** The codes of `field`, built from SQL on first use (parsing only rows whose JSON has the key). */
+  column(field: string, sql: SqlStorage): Column {
+    let column = this.columns.get(field);
+    if (column) return column;
+    column = new Column(new Int32Array(this.capacity));
+    // JSON.stringify wrote the metadata, so a row with the field contains exactly `"field":`.
+    const needle = JSON.stringify(field) + ':';
+    const cursor = sql.exec<{ r: number; metadata: string }>('SELECT rowid AS r, metadata FROM vectors WHERE instr(metadata, ?) > 0', needle);
+    for (const { r, metadata } of cursor) {
+      const row = this.rowOf.get(r);
+      if (row >= 0) column.codes[row] = column.code((JSON.parse(metadata) as VectorMetadata)[field]);
+    }
+    this.columns.set(field, column);
+    return column;
+  }
+
+  /** Rows passing all conditions. */
+  filter(conditions: Condition[], sql: SqlStorage): Int32Array {
+    const tests = conditions.map((c) => {
+      const column = this.column(c.field, sql);
+      // pass[code]: does a row with this code pass? Code 0 (no value) is in no set.
+      const pass = new Uint8Array(column.dict.size + 1).fill(c.negate ? 1 : 0);
+      for (const v of c.values) {
+        const code = column.dict.get(v);
+        if (code !== undefined) pass[code] = c.negate ? 0 : 1;
+      }
+      return { codes: column.codes, pass };
+    });
+    const rows = new Int32Array(this.size);
+    let kept = 0;
+    next: for (let r = 0; r < this.size; r++) {
+      for (const t of tests) if (t.pass[t.codes[r]!] === 0) continue next;
+      rows[kept++] = r;
+    }
+    return rows.slice(0, kept);
+  }
+
+  /** Bytes held, from the data structures (workerd reports no heap statistics). */
+  memory(): { bytes: number; perVector: number; parts: Record<string, number> } {
+    let columns = 0;
+    for (const c of this.columns.values()) {
+      columns += c.codes.byteLength + c.dict.size * 40; // a Map entry ≈ 3 slots + bucket; strings extra
+      for (const k of c.dict.keys()) if (typeof k === 'string') columns += 16 + k.length;
+    }
+    const parts = {
+      int8Vectors: this.vectors.bytes,
+      scaleErrRowid: this.scale.byteLength + this.err.byteLength + this.rowids.byteLength,
+      rowidMap: this.rowOf.bytes,
+      columns,
+    };
+    const bytes = Object.values(parts).reduce((a, b) => a + b, 0);
+    return { bytes, perVector: this.size ? bytes / this.size : 0, parts };
+  }
+}
+
+/**
+ * Exact cosine vector index: the offline stand-in for Cloudflare Vectorize. One SQLite-backed
+ * Durable Object per namespace. SQL is the source of truth, with each vector as an exact
+ * L2-normalised Float32 BLOB. In memory (loaded lazily on the first query after the instance
+ * starts) each vector is int8 codes plus a scale, an error bound and its rowid (≈ dim + 40 bytes:
+ * 100,000 × 384 take ≈ 40 MiB, where Float32 rows, ids and parsed metadata took ≈ 175 MB), scanned
+ * with WebAssembly SIMD (≈ 10 ms at 100,000 × 384) for candidates that are then rescored exactly
+ * from SQL. Every method is synchronous, so calls never interleave and the cache cannot go stale.
  */
 export class LocalVectorIndex extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private dim: number | null;
   private cache: Cache | null = null;
+  /** For tests and benchmarks: how queries went. */
+  private readonly stats = { queries: 0, rescored: 0, fallbacks: 0 };
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -212,24 +251,34 @@ export class LocalVectorIndex extends DurableObject<Env> {
       if (values.length !== dim) throw bad(`vector has ${values.length} dimensions but this index has ${dim}`);
       const json = JSON.stringify(metadata ?? {});
       if (encoder.encode(json).length > MAX_METADATA_BYTES) throw bad(`metadata of "${id}" exceeds ${MAX_METADATA_BYTES} bytes`);
-      return { id, json, metadata: metadata ?? {}, vector: normalise(values) };
+      return { id, json, vector: normalise(values) };
     });
+    const rowids: number[] = [];
     this.ctx.storage.transactionSync(() => {
       if (this.dim === null) this.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('dimensions', ?)`, dim);
       for (const r of rows) {
-        this.sql.exec('INSERT OR REPLACE INTO vectors (id, metadata, vector) VALUES (?, ?, ?)', r.id, r.json, r.vector.buffer);
+        // An upsert, not INSERT OR REPLACE: a replaced vector keeps its rowid, which the cache keys on.
+        const cursor = this.sql.exec<{ r: number }>(
+          `INSERT INTO vectors (id, metadata, vector) VALUES (?, ?, ?)
+           ON CONFLICT (id) DO UPDATE SET metadata = excluded.metadata, vector = excluded.vector RETURNING rowid AS r`,
+          r.id, r.json, r.vector.buffer,
+        );
+        rowids.push(cursor.one().r);
       }
     });
     this.dim = dim;
     // Patch the cache in place (only once SQL has committed) instead of reloading it.
-    for (const r of rows) this.cache?.set(r.id, r.vector, r.metadata);
+    if (this.cache) rows.forEach((r, i) => this.cache!.set(rowids[i]!, r.vector, r.json));
   }
 
   deleteByIds(ids: string[]): void {
+    const rowids: number[] = [];
     this.ctx.storage.transactionSync(() => {
-      for (const id of ids) this.sql.exec('DELETE FROM vectors WHERE id = ?', id);
+      for (const id of ids) {
+        for (const { r } of this.sql.exec<{ r: number }>('DELETE FROM vectors WHERE id = ? RETURNING rowid AS r', id)) rowids.push(r);
+      }
     });
-    for (const id of ids) this.cache?.delete(id);
+    for (const r of rowids) this.cache?.delete(r);
   }
 
   /** The dimension of the stored vectors; null while the index is empty. */
@@ -241,33 +290,78 @@ export class LocalVectorIndex extends DurableObject<Env> {
     return this.cache?.size ?? this.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM vectors').one().n;
   }
 
+  /**
+   * Exact top-k by cosine. The int8 scan gives every row an upper bound on its cosine
+   * (approximate score + ‖q‖ × its quantisation error bound); the rows with the best bounds are
+   * rescored exactly from their Float32 vectors in SQL. A row left out has a bound no higher than
+   * the lowest bound taken, so when that is at most the k-th exact score, nothing left out can
+   * beat the top k. Otherwise (rare: near-ties, duplicates) every row whose bound beats the k-th
+   * score is rescored too, best bound first, until none can.
+   */
   query(vector: number[], topK: number, filter?: MetadataFilter): VectorMatch[] {
     if (!Number.isInteger(topK) || topK < 1 || topK > MAX_TOP_K) throw bad(`topK must be an integer from 1 to ${MAX_TOP_K}, got ${topK}`);
     const conditions = compileFilter(filter);
     if (this.dim === null) return []; // nothing upserted yet
     if (vector.length !== this.dim) throw bad(`vector has ${vector.length} dimensions but this index has ${this.dim}`);
+    const q = normalise(vector);
     const cache = this.load();
-    const { ids, metadata, size } = cache;
-    let rows: Int32Array | null = null;
-    if (conditions.length > 0) {
-      rows = new Int32Array(size);
-      let kept = 0;
-      for (let r = 0; r < size; r++) if (matches(metadata[r]!, conditions)) rows[kept++] = r;
-      rows = rows.subarray(0, kept);
-    }
+    const rows = conditions.length > 0 ? cache.filter(conditions, this.sql) : null;
+    const n = rows ? rows.length : cache.size;
+    this.stats.queries++;
+    if (n === 0) return [];
     const best = new TopK(topK);
-    scoreRows(normalise(vector), cache.matrix, cache.dim, rows ?? size, best);
-    return best.sorted().map(({ row, score }) => ({ id: ids[row]!, score, metadata: metadata[row]! }));
+    const wanted = Math.max(topK * OVERSAMPLE, MIN_CANDIDATES);
+    if (n <= wanted) {
+      this.rescore(cache, q, rows ?? Int32Array.from({ length: n }, (_, r) => r), best);
+    } else {
+      const candidates = new TopK(wanted);
+      cache.vectors.scan(q, cache.scale, cache.err, rows ?? cache.size, candidates);
+      const taken = candidates.rowList();
+      this.rescore(cache, q, taken, best);
+      if (candidates.min > best.min) {
+        this.stats.fallbacks++;
+        const above = new Above(best.min, new Set(taken));
+        cache.vectors.scan(q, cache.scale, cache.err, rows ?? cache.size, above);
+        const more = above.found.sort((a, b) => b.score - a.score);
+        for (let i = 0; i < more.length && more[i]!.score > best.min; i += READ_BATCH) {
+          const batch = more.slice(i, i + READ_BATCH).filter((m) => m.score > best.min);
+          this.rescore(cache, q, batch.map((m) => m.row), best);
+        }
+      }
+    }
+    const top = best.sorted();
+    const found = new Map<number, { id: string; metadata: string }>();
+    for (const r of this.read<{ r: number; id: string; metadata: string }>('rowid AS r, id, metadata', top.map((t) => cache.rowids[t.row]!))) {
+      found.set(r.r, r);
+    }
+    return top.map(({ row, score }) => {
+      const r = found.get(cache.rowids[row]!)!;
+      return { id: r.id, score, metadata: JSON.parse(r.metadata) as VectorMetadata };
+    });
+  }
+
+  /** Offers the exact scores of `rows` (read from SQL) to `best`. */
+  private rescore(cache: Cache, q: Float32Array, rows: ArrayLike<number>, best: TopK): void {
+    this.stats.rescored += rows.length;
+    for (let i = 0; i < rows.length; i += READ_BATCH) {
+      const rowids = Array.from({ length: Math.min(READ_BATCH, rows.length - i) }, (_, j) => cache.rowids[rows[i + j]!]!);
+      for (const { r, vector } of this.read<{ r: number; vector: ArrayBuffer }>('rowid AS r, vector', rowids)) {
+        best.push(dot(q, new Float32Array(vector)), cache.rowOf.get(r));
+      }
+    }
+  }
+
+  private read<T extends Record<string, SqlStorageValue>>(columns: string, rowids: number[]): SqlStorageCursor<T> {
+    return this.sql.exec<T>(`SELECT ${columns} FROM vectors WHERE rowid IN (SELECT value FROM json_each(?))`, JSON.stringify(rowids));
   }
 
   /** The in-memory rows, read from SQL once per instance (after a restart or eviction). */
   private load(): Cache {
     if (this.cache) return this.cache;
-    const dim = this.dim ?? 0;
     const n = this.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM vectors').one().n;
-    const cache = new Cache(dim, n);
-    const cursor = this.sql.exec<{ id: string; metadata: string; vector: ArrayBuffer }>('SELECT id, metadata, vector FROM vectors');
-    for (const r of cursor) cache.set(r.id, new Float32Array(r.vector), JSON.parse(r.metadata) as VectorMetadata);
+    const cache = new Cache(this.dim ?? 0, n);
+    const cursor = this.sql.exec<{ r: number; vector: ArrayBuffer }>('SELECT rowid AS r, vector FROM vectors');
+    for (const { r, vector } of cursor) cache.set(r, new Float32Array(vector), '');
     return (this.cache = cache);
   }
 }
