@@ -26,6 +26,13 @@ export interface Passage extends StoredPassage {
 /** Vectorize returns at most 100 matches when values and metadata are not requested. */
 const MAX_VECTOR_CANDIDATES = 100;
 
+/**
+ * bm25 column weights: text, context (title and headings), namespace token. Titles say
+ * what a passage is about: on SciFact's train queries, keyword nDCG@10 went 0.697 (0.5×),
+ * 0.705 (2×), 0.707 (3×), 0.706 (4×), ranking the indexed corpus in SQLite directly.
+ */
+const BM25_WEIGHTS = 'bm25(chunks_fts, 1.0, 3.0, 0.0)';
+
 /** Only chunks of documents that completed an ingestion are ever returned. */
 const VISIBLE = 'd.indexed_at IS NOT NULL';
 
@@ -92,7 +99,7 @@ export function namespaceToken(namespace: string): string {
 }
 
 /**
- * Best chunks by bm25 (title and headings weigh half as much as the text). Without a
+ * Best chunks by bm25 (title and headings weigh three times as much as the text). Without a
  * metadata filter, FTS5 ranks the namespace's rowids on its own and only the best are
  * joined; with one, every match must be joined to its document's metadata first.
  */
@@ -104,7 +111,7 @@ async function keywordSearch(db: D1Database, request: SearchRequest, limit: numb
   const statement = filter.sql
     ? db
         .prepare(
-          `SELECT c.id, bm25(chunks_fts, 1.0, 0.5, 0.0) AS rank
+          `SELECT c.id, ${BM25_WEIGHTS} AS rank
            FROM chunks_fts JOIN chunks c ON c.seq = chunks_fts.rowid JOIN documents d ON d.id = c.document_id
            WHERE chunks_fts MATCH ? AND ${VISIBLE}${filter.sql} ORDER BY rank LIMIT ?`,
         )
@@ -112,7 +119,7 @@ async function keywordSearch(db: D1Database, request: SearchRequest, limit: numb
     : db
         .prepare(
           `SELECT c.id, best.rank FROM
-             (SELECT rowid, bm25(chunks_fts, 1.0, 0.5, 0.0) AS rank FROM chunks_fts WHERE chunks_fts MATCH ?
+             (SELECT rowid, ${BM25_WEIGHTS} AS rank FROM chunks_fts WHERE chunks_fts MATCH ?
               ORDER BY rank LIMIT ?) AS best
            JOIN chunks c ON c.seq = best.rowid JOIN documents d ON d.id = c.document_id
            WHERE ${VISIBLE} ORDER BY best.rank`,
