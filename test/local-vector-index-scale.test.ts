@@ -2,6 +2,7 @@ import { runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { LocalVectorIndexClient, type LocalVectorIndex } from '../src/providers/local-vector-index';
+import { rng } from './support';
 
 /**
  * The local vector index at scale: memory per vector, query latency and recall@10 against brute
@@ -22,15 +23,6 @@ const TOP_K = 10;
 const ns = env.VECTOR_INDEX as unknown as DurableObjectNamespace<LocalVectorIndex>;
 const index = new LocalVectorIndexClient(ns, DIMS);
 
-/** Deterministic PRNG (mulberry32): the vectors are regenerated for brute force, never all held. */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A data set: vector i, made in order from one seed. */
 interface Data {

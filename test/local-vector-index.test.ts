@@ -4,33 +4,12 @@ import { describe, expect, it } from 'vitest';
 import { AppError } from '../src/errors';
 import { LocalVectorIndexClient, type LocalVectorIndex } from '../src/providers/local-vector-index';
 import type { MetadataFilter, VectorMetadata } from '../src/providers/types';
+import { cosine, randomVectors, rng } from './support';
 
 // worker-configuration.d.ts (generated before the class existed) types the binding as untyped.
 const ns = env.VECTOR_INDEX as unknown as DurableObjectNamespace<LocalVectorIndex>;
 const client = (dims: number) => new LocalVectorIndexClient(ns, dims);
 
-/** Deterministic PRNG (mulberry32), so a failure reproduces. */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const randomVectors = (n: number, dims: number, seed: number) => {
-  const r = rng(seed);
-  return Array.from({ length: n }, () => Float32Array.from({ length: dims }, () => r() * 2 - 1));
-};
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let dot = 0, na = 0, nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return na && nb ? dot / Math.sqrt(na * nb) : 0;
-}
 const expectBadRequest = async (p: Promise<unknown>, text: string) => {
   const err = await p.then(() => null, (e: unknown) => e);
   expect(err).toBeInstanceOf(AppError);

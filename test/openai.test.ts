@@ -7,6 +7,7 @@ import { OpenAIChatModel, OpenAIEmbedder } from '../src/providers/openai';
 import { CircuitBreaker, type ResilienceOptions, retryAfterSeconds } from '../src/providers/resilience';
 import type { ChatRequest } from '../src/providers/types';
 import { FAKE_OPENAI_KEY, fakeAnswer, fakeEmbedding, type RecordedRequest } from './fakes/openai-server';
+import { caught } from './support';
 
 const BASE_URL = 'http://openai.fake/v1';
 
@@ -38,15 +39,6 @@ function scenario(headers: Record<string, string> = {}, resilience: Partial<Resi
   };
 }
 
-async function caught(promise: Promise<unknown>): Promise<AppError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(AppError);
-    return error as AppError;
-  }
-  throw new Error('expected a failure');
-}
 
 describe('OpenAIEmbedder', () => {
   it('embeds texts in input order, at the configured dimensions, as OpenAI is asked', async () => {

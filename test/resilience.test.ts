@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../src/errors';
 import { CircuitBreaker, MAX_RETRY_AFTER_MS, type ResilienceOptions, resilientCall } from '../src/providers/resilience';
+import { caught } from './support';
 
 /** Options whose sleeps are recorded instead of waited, with a fixed jitter. */
 function recorded(overrides: Partial<ResilienceOptions> = {}) {
@@ -30,15 +31,6 @@ const transient = () => new AppError('provider_error', 'HTTP 503', { retryable: 
 const badRequest = () => new AppError('provider_error', 'HTTP 400: bad input');
 const never = () => new Promise<never>(() => {});
 
-async function caught(promise: Promise<unknown>): Promise<AppError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(AppError);
-    return error as AppError;
-  }
-  throw new Error('expected the call to fail');
-}
 
 describe('resilientCall', () => {
   it('returns the first answer and hands the call an AbortSignal', async () => {

@@ -2,8 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { AppError } from '../src/errors';
 import type { ResilienceOptions } from '../src/providers/resilience';
 import { mapVectorizeError, VectorizeIndex, type VectorizeIndexOptions } from '../src/providers/vectorize';
-import { randomVectors } from './contracts/vector-index';
+import { randomVectors } from './support';
 import { FakeVectorize, type FakeVectorizeOptions } from './fakes/vectorize';
+import { caught } from './support';
 
 const DIMS = 4;
 const NS = 'default';
@@ -19,11 +20,6 @@ function setup(fakeOptions: Partial<FakeVectorizeOptions> = {}, options: Partial
 
 const record = (id: string, values: number[] = [1, 0, 0, 0], metadata = {}) => ({ id, values, metadata });
 
-async function caught(p: Promise<unknown>): Promise<AppError> {
-  const error = await p.then(() => null, (e: unknown) => e);
-  expect(error).toBeInstanceOf(AppError);
-  return error as AppError;
-}
 
 describe('VectorizeIndex', () => {
   it('upserts 2,500 vectors in 3 calls of at most 1,000, into the namespace', async () => {

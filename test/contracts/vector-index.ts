@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors';
 import type { MetadataFilter, VectorIndex, VectorMetadata } from '../../src/providers/types';
+import { cosine, randomVectors } from '../support';
 
 export interface VectorIndexHarness {
   /** A fresh index, or one whose namespaces the suite has not used (it makes its own, unique ones). */
@@ -210,27 +211,5 @@ async function expectBadRequest(p: Promise<unknown>, text?: string): Promise<voi
   if (text) expect((err as AppError).message).toContain(text);
 }
 
-/** Deterministic PRNG (mulberry32), so a failure reproduces. */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
-export function randomVectors(n: number, dims: number, seed: number): Float32Array[] {
-  const r = rng(seed);
-  return Array.from({ length: n }, () => Float32Array.from({ length: dims }, () => r() * 2 - 1));
-}
 
-export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let dot = 0, na = 0, nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return na && nb ? dot / Math.sqrt(na * nb) : 0;
-}

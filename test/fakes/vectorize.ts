@@ -16,6 +16,7 @@
  * - ≤ 1,000 vectors per write from a Worker, ≤ 100 ids per delete, ≤ 20 per `getByIds`.
  * Texts marked "seen" are Vectorize's own; the others follow its pattern but are unconfirmed.
  */
+import { cosine } from '../support';
 
 const MAX_TOP_K = 100;
 const MAX_TOP_K_WITH_PAYLOAD = 50;
@@ -331,12 +332,3 @@ function compileFilter(filter: VectorizeVectorMetadataFilter | undefined, indexe
   return (indexed) => tests.every((t) => t(indexed));
 }
 
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let dot = 0, na = 0, nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return na && nb ? dot / Math.sqrt(na * nb) : 0;
-}
