@@ -67,10 +67,15 @@ function pickSentences(request: ChatRequest): Candidate[] {
 
 /** Sentences of a passage, whitespace collapsed, overly long ones cut at a word boundary. */
 export function splitSentences(text: string): string[] {
-  const flat = text.replace(/\s+/g, ' ').trim();
-  if (!flat) return [];
-  const sentences = flat.match(/[^.!?。！？]+(?:[.!?。！？]+["')\]]*|$)/gu) ?? [flat];
-  return sentences
+  // A paragraph break ends a sentence even without a full stop; Markdown headings are the
+  // passage's context, not an answer, so they are never quoted.
+  return text
+    .split(/\n\s*\n/)
+    .flatMap((paragraph) => {
+      const lines = paragraph.split('\n').filter((line) => !/^\s*#{1,6}\s/.test(line));
+      const flat = lines.join(' ').replace(/\s+/g, ' ').trim();
+      return flat ? (flat.match(/[^.!?。！？]+(?:[.!?。！？]+["')\]]*|$)/gu) ?? [flat]) : [];
+    })
     .map((s) => s.trim())
     .filter((s) => s.length > 0)
     .map((s) => (s.length <= MAX_SENTENCE_CHARS ? s : `${s.slice(0, cutAt(s))} …`));
