@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { AppError } from '../src/errors';
 import type { ResilienceOptions } from '../src/providers/resilience';
 import { mapVectorizeError, VectorizeIndex, type VectorizeIndexOptions } from '../src/providers/vectorize';
 import { randomVectors } from './support';
