@@ -41,6 +41,8 @@ export default defineConfig(async () => ({
     }),
   ],
   test: {
+    // Only the Worker's tests run in workerd; scripts/ has its own (node --test).
+    include: ['test/**/*.test.ts'],
     setupFiles: ['./test/setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
