@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { AppError } from './errors';
 import type { AppEnv } from './http/app-env';
+import { limitBody } from './http/body-limit';
 import { documentRoutes } from './http/routes/documents';
 import { operationsRoutes } from './http/routes/operations';
 import { reindexRoutes } from './http/routes/reindex';
@@ -21,16 +21,8 @@ app.use(async (c, next) => {
 app.route('/', operationsRoutes);
 app.route('/v1/documents', documentRoutes);
 app.route('/v1/reindex', reindexRoutes);
-app.use(
-  '/v1/query',
-  bodyLimit({
-    maxSize: JSON_BODY_LIMIT,
-    onError: () => {
-      throw new AppError('payload_too_large', `The request body exceeds ${JSON_BODY_LIMIT} bytes.`);
-    },
-  }),
-);
-app.use('/v1/chat', bodyLimit({ maxSize: JSON_BODY_LIMIT, onError: () => { throw new AppError('payload_too_large', `The request body exceeds ${JSON_BODY_LIMIT} bytes.`); } }));
+app.use('/v1/query', limitBody(JSON_BODY_LIMIT));
+app.use('/v1/chat', limitBody(JSON_BODY_LIMIT));
 app.route('/v1', retrievalRoutes);
 
 app.notFound((c) => c.json({ error: { code: 'not_found', message: `No route for ${c.req.method} ${c.req.path}.` } }, 404));

@@ -54,6 +54,14 @@ describe('errors share one JSON shape', () => {
     await expectError(response, 413, 'payload_too_large');
   });
 
+  it('rejects a query or chat body over 1 MiB with 413', async () => {
+    const huge = JSON.stringify({ query: 'x'.repeat(1024 * 1024 + 10) });
+    for (const path of ['/v1/query', '/v1/chat']) {
+      const response = await api(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: huge });
+      await expectError(response, 413, 'payload_too_large');
+    }
+  });
+
   it('rejects an oversized streamed upload with 413 while it streams', async () => {
     const response = await api('/v1/documents', {
       method: 'POST',

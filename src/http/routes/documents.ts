@@ -1,10 +1,10 @@
 import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import { AppError } from '../../errors';
 import { removeFromIndexes } from '../../ingestion/pipeline';
 import { acceptUploads, type UploadFile } from '../../ingestion/upload';
 import type { AppEnv } from '../app-env';
+import { limitBody } from '../body-limit';
 import { presentDocument } from '../present';
 import { Metadata, Namespace, readJson, validate } from '../validation';
 
@@ -32,14 +32,7 @@ export const documentRoutes = new Hono<AppEnv>();
 
 documentRoutes.post(
   '/',
-  // Rejects on Content-Length, or while streaming a chunked body, without buffering it.
-  (c, next) =>
-    bodyLimit({
-      maxSize: c.var.services.config.MAX_UPLOAD_BYTES,
-      onError: () => {
-        throw new AppError('payload_too_large', `The upload exceeds ${c.var.services.config.MAX_UPLOAD_BYTES} bytes.`);
-      },
-    })(c, next),
+  (c, next) => limitBody(c.var.services.config.MAX_UPLOAD_BYTES)(c, next),
   async (c) => {
     const { services } = c.var;
     const contentType = c.req.header('content-type') ?? '';
