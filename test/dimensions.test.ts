@@ -2,7 +2,7 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { consumeIngestBatch } from '../src/ingestion/consumer';
 import { LocalEmbedder } from '../src/providers/local-embedder';
-import { LocalVectorIndexClient } from '../src/providers/local-vector-index';
+import { LocalVectorIndexClient } from '../src/providers/local-vector-index-client';
 import { VectorizeIndex } from '../src/providers/vectorize';
 import { getServices, type Services } from '../src/services';
 import { FakeVectorize } from './fakes/vectorize';

@@ -1,7 +1,8 @@
 import { runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
-import { LocalVectorIndexClient, type LocalVectorIndex } from '../src/providers/local-vector-index';
+import type { LocalVectorIndex } from '../src/providers/local-vector-index';
+import { LocalVectorIndexClient } from '../src/providers/local-vector-index-client';
 import { rng } from './support';
 
 /**

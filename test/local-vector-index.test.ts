@@ -2,7 +2,8 @@ import { evictDurableObject, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../src/errors';
-import { LocalVectorIndexClient, type LocalVectorIndex } from '../src/providers/local-vector-index';
+import type { LocalVectorIndex } from '../src/providers/local-vector-index';
+import { LocalVectorIndexClient } from '../src/providers/local-vector-index-client';
 import type { MetadataFilter, VectorMetadata } from '../src/providers/types';
 import { cosine, randomVectors, rng } from './support';
 

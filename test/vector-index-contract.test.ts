@@ -1,5 +1,6 @@
 import { env } from 'cloudflare:workers';
-import { LocalVectorIndexClient, type LocalVectorIndex } from '../src/providers/local-vector-index';
+import type { LocalVectorIndex } from '../src/providers/local-vector-index';
+import { LocalVectorIndexClient } from '../src/providers/local-vector-index-client';
 import { VectorizeIndex } from '../src/providers/vectorize';
 import { vectorIndexContract } from './contracts/vector-index';
 import { FakeVectorize } from './fakes/vectorize';

@@ -2,7 +2,7 @@ import type { Config } from '../config';
 import { AppError } from '../errors';
 import { ExtractiveAnswerer } from '../generation/extractive-answerer';
 import { LocalEmbedder } from './local-embedder';
-import { LocalVectorIndexClient } from './local-vector-index';
+import { LocalVectorIndexClient } from './local-vector-index-client';
 import { OpenAIChatModel, OpenAIEmbedder } from './openai';
 import { CircuitBreaker, type ResilienceOptions } from './resilience';
 import type { ChatModel, EmbeddingProvider, Reranker, VectorIndex } from './types';
