@@ -2,6 +2,7 @@ import { Hono } from 'hono';
 import { AppError } from './errors';
 import type { AppEnv } from './http/app-env';
 import { limitBody } from './http/body-limit';
+import { chatCompletionsRoutes } from './http/routes/chat-completions';
 import { documentRoutes } from './http/routes/documents';
 import { operationsRoutes } from './http/routes/operations';
 import { reindexRoutes } from './http/routes/reindex';
@@ -23,6 +24,8 @@ app.route('/v1/documents', documentRoutes);
 app.route('/v1/reindex', reindexRoutes);
 app.use('/v1/query', limitBody(JSON_BODY_LIMIT));
 app.use('/v1/chat', limitBody(JSON_BODY_LIMIT));
+app.use('/v1/chat/completions', limitBody(JSON_BODY_LIMIT));
+app.route('/v1/chat/completions', chatCompletionsRoutes);
 app.route('/v1', retrievalRoutes);
 
 app.notFound((c) => c.json({ error: { code: 'not_found', message: `No route for ${c.req.method} ${c.req.path}.` } }, 404));

@@ -1,3 +1,4 @@
+import type { Passage } from '../retrieval/search';
 import type { DocumentRecord } from '../storage/documents';
 
 /**
@@ -21,5 +22,18 @@ export function presentDocument(d: DocumentRecord, searchable = d.status === 're
     updatedAt: d.updatedAt,
     indexedAt: d.indexedAt,
     searchable,
+  };
+}
+
+/** A passage as the API shows it, numbered from 1 as answers cite it. */
+export function presentPassage(p: Passage, index: number) {
+  return {
+    number: index + 1,
+    id: p.id,
+    documentId: p.documentId,
+    title: p.title,
+    text: p.text,
+    score: p.score,
+    position: { index: p.position, page: p.page, headings: p.headings },
   };
 }

@@ -1,6 +1,8 @@
 import type { Context } from 'hono';
 import { z } from 'zod';
+import type { Config } from '../config';
 import { AppError } from '../errors';
+import type { SearchRequest } from '../retrieval/search';
 
 /** Reads a JSON body and validates it, answering 400 with what is wrong. */
 export async function readJson<T extends z.ZodType>(c: Context, schema: T): Promise<z.infer<T>> {
@@ -47,3 +49,25 @@ export const Filter = z.record(
       .refine((o) => Object.keys(o).length > 0, 'an operator object needs $eq, $ne, $in or $nin'),
   ]),
 );
+
+/** Retrieval fields shared by /v1/query, /v1/chat and /v1/chat/completions. */
+export const Retrieval = {
+  // Vectorize's limit for matches without metadata; evaluations need Recall@100.
+  topK: z.number().int().min(1).max(100).optional(),
+  namespace: Namespace.optional(),
+  filter: Filter.optional(),
+  mode: z.enum(['hybrid', 'vector', 'keyword']).default('hybrid'),
+};
+
+/** The search options of a request, with the configured defaults filled in. */
+export function retrievalOptions(
+  body: { topK?: number; namespace?: string; filter?: SearchRequest['filter']; mode: SearchRequest['mode'] },
+  config: Config,
+): Omit<SearchRequest, 'query'> {
+  return {
+    topK: body.topK ?? config.DEFAULT_TOP_K,
+    namespace: body.namespace ?? config.DEFAULT_NAMESPACE,
+    filter: body.filter,
+    mode: body.mode,
+  };
+}

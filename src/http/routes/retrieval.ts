@@ -2,18 +2,11 @@ import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import { citationsOf, startAnswer } from '../../generation/answer';
-import type { Passage } from '../../retrieval/search';
 import { search } from '../../retrieval/search';
 import type { AppEnv } from '../app-env';
-import { Filter, Namespace, readJson } from '../validation';
+import { presentPassage } from '../present';
+import { readJson, Retrieval, retrievalOptions } from '../validation';
 
-const Retrieval = {
-  // Vectorize's limit for matches without metadata; evaluations need Recall@100.
-  topK: z.number().int().min(1).max(100).optional(),
-  namespace: Namespace.optional(),
-  filter: Filter.optional(),
-  mode: z.enum(['hybrid', 'vector', 'keyword']).default('hybrid'),
-};
 
 const QueryBody = z.object({ query: z.string().trim().min(1).max(4096), ...Retrieval });
 
@@ -34,13 +27,7 @@ export const retrievalRoutes = new Hono<AppEnv>();
 retrievalRoutes.post('/query', async (c) => {
   const { services } = c.var;
   const body = await readJson(c, QueryBody);
-  const passages = await search(services, {
-    query: body.query,
-    topK: body.topK ?? services.config.DEFAULT_TOP_K,
-    namespace: body.namespace ?? services.config.DEFAULT_NAMESPACE,
-    filter: body.filter,
-    mode: body.mode,
-  });
+  const passages = await search(services, { query: body.query, ...retrievalOptions(body, services.config) });
   return c.json({ query: body.query, passages: passages.map(presentPassage) });
 });
 
@@ -48,12 +35,7 @@ retrievalRoutes.post('/chat', async (c) => {
   const { services } = c.var;
   const body = await readJson(c, ChatBody);
   const messages = body.messages ?? [{ role: 'user' as const, content: body.query ?? '' }];
-  const { passages, pieces } = await startAnswer(services, messages, {
-    topK: body.topK ?? services.config.DEFAULT_TOP_K,
-    namespace: body.namespace ?? services.config.DEFAULT_NAMESPACE,
-    filter: body.filter,
-    mode: body.mode,
-  });
+  const { passages, pieces } = await startAnswer(services, messages, retrievalOptions(body, services.config));
 
   if (!body.stream) {
     let answer = '';
@@ -72,15 +54,3 @@ retrievalRoutes.post('/chat', async (c) => {
     await stream.writeSSE({ event: 'done', data: JSON.stringify({ answer, citations: citationsOf(answer, passages) }) });
   });
 });
-
-function presentPassage(p: Passage, index: number) {
-  return {
-    number: index + 1,
-    id: p.id,
-    documentId: p.documentId,
-    title: p.title,
-    text: p.text,
-    score: p.score,
-    position: { index: p.position, page: p.page, headings: p.headings },
-  };
-}

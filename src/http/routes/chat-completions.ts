@@ -1,0 +1,69 @@
+import { Hono } from 'hono';
+import { streamSSE } from 'hono/streaming';
+import { z } from 'zod';
+import { citationsOf, startAnswer } from '../../generation/answer';
+import type { ChatMessage } from '../../providers/types';
+import type { AppEnv } from '../app-env';
+import { readJson, Retrieval, retrievalOptions } from '../validation';
+
+/** OpenAI's message content: a string, or parts of which the text ones are read. */
+const Content = z.union([z.string(), z.array(z.object({ type: z.string(), text: z.string().optional() }))]).nullable();
+
+/** OpenAI's chat completion request; the engine's retrieval fields may be added. */
+const ChatCompletionsBody = z
+  .object({
+    model: z.string().optional(),
+    messages: z
+      .array(z.object({ role: z.enum(['system', 'developer', 'user', 'assistant', 'tool']), content: Content }))
+      .min(1)
+      .max(50),
+    stream: z.boolean().default(false),
+    ...Retrieval,
+  })
+  .refine((b) => b.messages.some((m) => m.role === 'user'), { message: 'messages: at least one user message is needed' });
+
+function toChatMessages(messages: z.infer<typeof ChatCompletionsBody>['messages']): ChatMessage[] {
+  return messages
+    .filter((m) => m.role !== 'tool')
+    .map((m) => ({
+      role: m.role === 'developer' ? 'system' : (m.role as ChatMessage['role']),
+      content: typeof m.content === 'string' ? m.content : (m.content ?? []).map((part) => part.text ?? '').join(''),
+    }));
+}
+
+/**
+ * `POST /v1/chat/completions` in OpenAI's format, so existing OpenAI clients and SDKs can
+ * ask the engine: the answer comes from retrieval over the indexed documents, with [n]
+ * citations; `citations` is an extra field that such clients ignore.
+ */
+export const chatCompletionsRoutes = new Hono<AppEnv>();
+
+chatCompletionsRoutes.post('/', async (c) => {
+  const { services } = c.var;
+  const body = await readJson(c, ChatCompletionsBody);
+  const { passages, pieces } = await startAnswer(services, toChatMessages(body.messages), retrievalOptions(body, services.config));
+  const id = `chatcmpl-${crypto.randomUUID().replaceAll('-', '')}`;
+  const created = Math.floor(Date.now() / 1000);
+  const model = services.chat.model;
+
+  if (!body.stream) {
+    let answer = '';
+    for await (const piece of pieces) answer += piece;
+    return c.json({
+      id,
+      object: 'chat.completion',
+      created,
+      model,
+      choices: [{ index: 0, message: { role: 'assistant', content: answer }, finish_reason: 'stop' }],
+      citations: citationsOf(answer, passages),
+    });
+  }
+  const chunk = (delta: Record<string, string>, finish: string | null) =>
+    JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta, finish_reason: finish }] });
+  return streamSSE(c, async (stream) => {
+    await stream.writeSSE({ data: chunk({ role: 'assistant' }, null) });
+    for await (const piece of pieces) await stream.writeSSE({ data: chunk({ content: piece }, null) });
+    await stream.writeSSE({ data: chunk({}, 'stop') });
+    await stream.writeSSE({ data: '[DONE]' });
+  });
+});
