@@ -17,7 +17,7 @@ export type IngestOutcome =
 
 /** Vectorize accepts at most 1,000 vectors per upsert from a Worker. */
 const MAX_VECTORS_PER_UPSERT = 1000;
-/** Chunks embedded and written in one group: bounds memory when a batch holds big documents. */
+/** Chunks pending before they are embedded and written: bounds memory when a batch holds big documents. */
 const CHUNKS_PER_GROUP = 2000;
 
 interface Prepared {
@@ -43,24 +43,38 @@ export async function ingestDocuments(services: Services, ids: string[]): Promis
   const claimed = await services.documents.markProcessing([...found.keys()]);
   for (const id of ids) if (!claimed.has(id)) outcomes.set(id, { status: 'gone' });
 
-  const prepared: Prepared[] = [];
+  // Documents are read and parsed a few at a time and indexed whenever enough chunks are
+  // pending, so a batch of large documents never holds all their chunks in memory at once.
   const unreadable: { document: DocumentRecord; reason: string }[] = [];
-  await forEachConcurrently([...claimed].map((id) => found.get(id) as DocumentRecord), services.config.INGEST_CONCURRENCY, async (document) => {
-    try {
-      prepared.push({ document, records: await prepare(services, document) });
-    } catch (error) {
-      if (error instanceof UnreadableDocumentError) unreadable.push({ document, reason: error.message });
-      else outcomes.set(document.id, { status: 'retry', error });
-    }
-  });
-
-  for (const group of groupByChunkCount(prepared, CHUNKS_PER_GROUP)) {
+  let pending: Prepared[] = [];
+  let pendingChunks = 0;
+  const flush = async () => {
+    const group = pending;
+    (pending = []), (pendingChunks = 0);
     try {
       for (const [id, outcome] of await index(services, group)) outcomes.set(id, outcome);
     } catch (error) {
       for (const { document } of group) outcomes.set(document.id, { status: 'retry', error });
     }
+  };
+  const documents = [...claimed].map((id) => found.get(id) as DocumentRecord);
+  const concurrency = services.config.INGEST_CONCURRENCY;
+  for (let i = 0; i < documents.length; i += concurrency) {
+    await Promise.all(
+      documents.slice(i, i + concurrency).map(async (document) => {
+        try {
+          const records = await prepare(services, document);
+          pending.push({ document, records });
+          pendingChunks += records.length;
+        } catch (error) {
+          if (error instanceof UnreadableDocumentError) unreadable.push({ document, reason: error.message });
+          else outcomes.set(document.id, { status: 'retry', error });
+        }
+      }),
+    );
+    if (pendingChunks >= CHUNKS_PER_GROUP) await flush();
   }
+  if (pending.length) await flush();
 
   for (const { document, reason } of unreadable) {
     try {
@@ -182,25 +196,4 @@ async function toChunkRecords(document: DocumentRecord, pieces: Chunk[], model: 
       embeddingModel: model,
     };
   });
-}
-
-function groupByChunkCount(prepared: Prepared[], limit: number): Prepared[][] {
-  const groups: Prepared[][] = [];
-  let current: Prepared[] = [];
-  let count = 0;
-  for (const item of prepared) {
-    if (current.length && count + item.records.length > limit) (groups.push(current), (current = []), (count = 0));
-    current.push(item);
-    count += item.records.length;
-  }
-  if (current.length) groups.push(current);
-  return groups;
-}
-
-async function forEachConcurrently<T>(items: T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
-  const queue = [...items];
-  const worker = async () => {
-    for (let item = queue.shift(); item !== undefined; item = queue.shift()) await work(item);
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
 }

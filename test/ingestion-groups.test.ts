@@ -1,0 +1,33 @@
+import { env } from 'cloudflare:workers';
+import { expect, it } from 'vitest';
+import { ingestDocuments } from '../src/ingestion/pipeline';
+import { getServices, type Services } from '../src/services';
+
+it('indexes a batch of large documents in bounded groups, every document complete', async () => {
+  const base = getServices(env);
+  // Small chunks and one document at a time: four documents of ~700 chunks cross the
+  // 2,000-chunk group bound after the third, so the batch is indexed in two groups.
+  const services: Services = { ...base, config: { ...base.config, CHUNK_SIZE: 16, CHUNK_OVERLAP: 0, INGEST_CONCURRENCY: 1 } };
+  const namespace = `groups${crypto.randomUUID().slice(0, 8)}`;
+  const ids: string[] = [];
+  for (let d = 0; d < 4; d++) {
+    const text = Array.from({ length: 700 }, (_, i) => `Document ${d} sentence ${i} mentions glacier number ${i * 7 + d}.`).join('\n\n');
+    const id = crypto.randomUUID().replaceAll('-', '');
+    await services.originals.put(`originals/${namespace}/${id}`, text);
+    await services.documents.enqueue([
+      { id, namespace, title: `Big ${d}`, filename: null, type: 'txt', size: text.length, r2Key: `originals/${namespace}/${id}`, metadata: {} },
+    ]);
+    ids.push(id);
+  }
+
+  const outcomes = await ingestDocuments(services, ids);
+  let total = 0;
+  for (const id of ids) {
+    const outcome = outcomes.get(id);
+    expect(outcome).toMatchObject({ status: 'ready', chunkCount: 700 });
+    total += outcome?.status === 'ready' ? outcome.chunkCount : 0;
+  }
+  expect(await services.vectors.count(namespace)).toBe(total);
+  const rows = await env.DB.prepare('SELECT COUNT(*) AS n FROM chunks WHERE namespace = ?').bind(namespace).first<{ n: number }>();
+  expect(rows?.n).toBe(total);
+});
