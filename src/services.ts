@@ -1,4 +1,5 @@
 import { type Config, loadConfig } from './config';
+import type { IngestMessage } from './ingestion/messages';
 import { createProviders } from './providers';
 import type { ChatModel, EmbeddingProvider, Reranker, VectorIndex } from './providers/types';
 import { ChunkStore } from './storage/chunks';
@@ -17,12 +18,6 @@ export interface Services {
   chat: ChatModel;
   /** Reorders fused candidates; absent when RERANK_PROVIDER is "none". */
   reranker?: Reranker;
-}
-
-/** Queue message asking for a document to be (re)ingested from its original in R2. */
-export interface IngestMessage {
-  type: 'ingest';
-  documentId: string;
 }
 
 const cache = new WeakMap<object, Services>();

@@ -1,10 +1,9 @@
-import { z } from 'zod';
 import { AppError } from '../errors';
 import type { Services } from '../services';
+import { IngestMessage } from './messages';
 import { ingestDocuments } from './pipeline';
 import { applyR2Event, R2EventMessage } from './r2-events';
 
-const IngestMessage = z.object({ type: z.literal('ingest'), documentId: z.string().min(1).max(64) });
 
 /**
  * Attempts before a document is given up on. Must match `max_retries` + 1 of the queue

@@ -4,6 +4,7 @@ import type { Services } from '../services';
 import type { DocumentStatus, NewDocument } from '../storage/documents';
 import { sha256Hex } from '../text/hash';
 import { detectType } from './detect';
+import { sendIngestMessages } from './messages';
 
 export interface UploadFile {
   bytes: Uint8Array;
@@ -20,9 +21,6 @@ export interface AcceptedDocument {
   /** True when these exact bytes were already uploaded to this namespace. */
   duplicate: boolean;
 }
-
-/** Queues accept at most 100 messages per sendBatch. */
-const QUEUE_BATCH = 100;
 
 /**
  * Stores uploaded files in R2, records them as `queued` and enqueues their ingestion.
@@ -75,10 +73,7 @@ export async function acceptUploads(
     ),
   );
   await services.documents.enqueue([...fresh.values()].map((item) => item.document));
-  const messages = [...fresh.keys()].map((documentId) => ({ body: { type: 'ingest' as const, documentId } }));
-  for (let i = 0; i < messages.length; i += QUEUE_BATCH) {
-    await services.queue.sendBatch(messages.slice(i, i + QUEUE_BATCH));
-  }
+  await sendIngestMessages(services.queue, [...fresh.keys()]);
 
   return prepared.map(({ document }) => {
     const known = existing.get(document.id);

@@ -108,13 +108,9 @@ export class ChunkStore {
     }
   }
 
-  /** Removes every chunk of a document; returns their ids (for the vector index). */
-  async deleteDocumentChunks(documentId: string): Promise<string[]> {
-    const { results } = await this.#db
-      .prepare('DELETE FROM chunks WHERE document_id = ? RETURNING id')
-      .bind(documentId)
-      .all<{ id: string }>();
-    return results.map((row) => row.id);
+  /** Removes every chunk of a document (their vectors are removed first, by id: see `ids`). */
+  async deleteDocumentChunks(documentId: string): Promise<void> {
+    await this.#db.prepare('DELETE FROM chunks WHERE document_id = ?').bind(documentId).run();
   }
 
   async ids(documentId: string): Promise<string[]> {

@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { AppError } from '../../errors';
+import { sendIngestMessages } from '../../ingestion/messages';
 import { removeFromIndexes } from '../../ingestion/pipeline';
 import { acceptUploads, type UploadFile } from '../../ingestion/upload';
 import type { AppEnv } from '../app-env';
@@ -116,7 +117,7 @@ documentRoutes.post('/:id/reindex', async (c) => {
   const document = await services.documents.get(c.req.param('id'));
   if (!document) throw new AppError('not_found', 'No document with this id.');
   await services.documents.markQueued([document.id]);
-  await services.queue.send({ type: 'ingest', documentId: document.id });
+  await sendIngestMessages(services.queue, [document.id]);
   return c.json({ id: document.id, status: 'queued' }, 202);
 });
 

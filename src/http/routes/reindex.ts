@@ -1,5 +1,6 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
+import { sendIngestMessages } from '../../ingestion/messages';
 import type { AppEnv } from '../app-env';
 import { Namespace, validate } from '../validation';
 
@@ -14,8 +15,6 @@ reindexRoutes.post('/', async (c) => {
   const { namespace } = validate(z.object({ namespace: Namespace.optional() }), c.req.query());
   const ids = await services.documents.allIds(namespace);
   await services.documents.markQueued(ids);
-  for (let i = 0; i < ids.length; i += 100) {
-    await services.queue.sendBatch(ids.slice(i, i + 100).map((documentId) => ({ body: { type: 'ingest', documentId } })));
-  }
+  await sendIngestMessages(services.queue, ids);
   return c.json({ queued: ids.length }, 202);
 });
