@@ -20,7 +20,7 @@ export type R2EventMessage = z.infer<typeof R2EventMessage>;
 const CREATE_ACTIONS = new Set(['PutObject', 'CopyObject', 'CompleteMultipartUpload']);
 const DELETE_ACTIONS = new Set(['DeleteObject', 'LifecycleDeletion']);
 
-/** Keys the API writes itself: their events are echoes of uploads it already queued. */
+/** Where the API stores uploads; their events are echoes of uploads it already queued. */
 export const API_UPLOAD_PREFIX = 'originals/';
 
 /**

@@ -5,6 +5,7 @@ import type { DocumentStatus, NewDocument } from '../storage/documents';
 import { sha256Hex } from '../text/hash';
 import { detectType } from './detect';
 import { sendIngestMessages } from './messages';
+import { API_UPLOAD_PREFIX } from './r2-events';
 
 export interface UploadFile {
   bytes: Uint8Array;
@@ -51,7 +52,7 @@ export async function acceptUploads(
         filename: file.filename ?? null,
         type,
         size: file.bytes.byteLength,
-        r2Key: `originals/${options.namespace}/${id}`,
+        r2Key: `${API_UPLOAD_PREFIX}${options.namespace}/${id}`,
         metadata: file.metadata ?? options.metadata,
       };
       return { document, bytes: file.bytes };
