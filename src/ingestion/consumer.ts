@@ -1,7 +1,7 @@
 import { AppError } from '../errors';
 import type { Services } from '../services';
 import { IngestMessage } from './messages';
-import { ingestDocuments } from './pipeline';
+import { ingestDocuments, removeFromIndexes } from './pipeline';
 import { applyR2Event, R2EventMessage } from './r2-events';
 
 
@@ -60,7 +60,13 @@ export async function consumeIngestBatch(batch: MessageBatch<unknown>, services:
     }
     console.error('ingest: attempt', message.attempts, 'failed for', documentId, outcome.error);
     const reason = outcome.error instanceof AppError ? outcome.error.message : 'an internal error (see the Worker logs)';
+    const final = (outcome.error instanceof AppError && !outcome.error.retryable) || message.attempts >= MAX_ATTEMPTS;
     try {
+      if (final) {
+        // The attempt may have failed after publishing: a failed document keeps nothing searchable.
+        const document = await services.documents.get(documentId);
+        if (document) await removeFromIndexes(services, document);
+      }
       if (outcome.error instanceof AppError && !outcome.error.retryable) {
         await services.documents.markFailed(documentId, `Indexing failed: ${reason}`);
         message.ack();

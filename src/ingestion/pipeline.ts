@@ -1,5 +1,5 @@
 import { UnreadableDocumentError } from '../errors';
-import type { VectorRecord } from '../providers/types';
+import { type IndexedPassage, isPassageIndex, type VectorRecord } from '../providers/types';
 import type { Services } from '../services';
 import type { ChunkRecord } from '../storage/chunks';
 import type { DocumentRecord } from '../storage/documents';
@@ -141,6 +141,7 @@ async function index(services: Services, group: Prepared[]): Promise<Map<string,
     plans.flatMap((p) => p.stale.map((id) => ({ id, documentId: p.document.id }))),
   );
   for (const plan of plans) await deleteVectors(services, plan.document.namespace, plan.stale);
+  await publish(services, plans);
 
   // Vectorize applies writes in order: the group's last write covers all its documents.
   const ready = await services.documents.markReady(
@@ -158,6 +159,43 @@ async function index(services: Services, group: Prepared[]): Promise<Map<string,
     }
   }
   return outcomes;
+}
+
+/** Text published per call: documents are published whole unless one alone exceeds this. */
+const PUBLISH_BYTES = 8 * 2 ** 20;
+
+/**
+ * Makes the group's chunks searchable in an index that keeps passages (the local one), a
+ * call per namespace, each document in one call (so it never shows in part) unless it is
+ * larger than PUBLISH_BYTES of text on its own. With Vectorize, marking ready does this.
+ */
+async function publish(services: Services, plans: { document: DocumentRecord; records: ChunkRecord[] }[]) {
+  const index = services.vectors;
+  if (!isPassageIndex(index)) return;
+  const calls = new Map<string, { passages: IndexedPassage[]; bytes: number }[]>();
+  for (const { document, records } of plans) {
+    const list = calls.get(document.namespace) ?? [];
+    calls.set(document.namespace, list);
+    const size = records.reduce((sum, r) => sum + r.text.length, 0);
+    let call = list.at(-1);
+    // A new call rather than a document split across two.
+    if (!call || (call.bytes > 0 && call.bytes + size > PUBLISH_BYTES)) list.push((call = { passages: [], bytes: 0 }));
+    for (const record of records) {
+      if (call.bytes >= PUBLISH_BYTES) list.push((call = { passages: [], bytes: 0 }));
+      call.passages.push({
+        id: record.id,
+        documentId: document.id,
+        title: document.title,
+        text: record.text,
+        context: record.context,
+        position: record.position,
+        page: record.page ?? null,
+        headings: record.headings?.length ? record.headings : null,
+      });
+      call.bytes += record.text.length;
+    }
+  }
+  for (const [namespace, list] of calls) for (const { passages } of list) await index.publish(namespace, passages);
 }
 
 /** Removes every chunk row, keyword entry and vector of a document. */

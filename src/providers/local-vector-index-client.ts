@@ -1,10 +1,13 @@
 import { AppError } from '../errors';
 import type { LocalVectorIndex } from './local-vector-index';
 import { BAD_REQUEST, bad } from './local-vector-rows';
-import type { VectorIndex, VectorMatch, VectorQuery, VectorRecord } from './types';
+import type { IndexedPassage, PassageIndex, PassageQuery, ScoredPassage, VectorMatch, VectorQuery, VectorRecord } from './types';
 
-/** `VectorIndex` backed by `LocalVectorIndex`: one Durable Object per namespace, called over RPC. */
-export class LocalVectorIndexClient implements VectorIndex {
+/**
+ * `PassageIndex` backed by `LocalVectorIndex`: one Durable Object per namespace, called over
+ * RPC; a search is one call.
+ */
+export class LocalVectorIndexClient implements PassageIndex {
   constructor(
     private readonly ns: DurableObjectNamespace<LocalVectorIndex>,
     readonly dimensions: number,
@@ -44,6 +47,15 @@ export class LocalVectorIndexClient implements VectorIndex {
   async query(vector: Float32Array | number[], query: VectorQuery): Promise<VectorMatch[]> {
     const values = this.toArray(vector);
     return this.call(() => this.stub(query.namespace).query(values, query.topK, query.filter));
+  }
+
+  async publish(namespace: string, passages: IndexedPassage[]): Promise<void> {
+    if (passages.length > 0) await this.call(() => this.stub(namespace).publish(passages));
+  }
+
+  async search({ namespace, vector, ...query }: PassageQuery): Promise<ScoredPassage[]> {
+    const values = vector === null ? null : this.toArray(vector);
+    return this.call(() => this.stub(namespace).search({ ...query, vector: values }));
   }
 
   async count(namespace: string): Promise<number> {

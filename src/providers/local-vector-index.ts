@@ -1,7 +1,10 @@
 import { DurableObject } from 'cloudflare:workers';
 import { Above, dot, TopK } from './vector-math';
 import { bad, Cache, compileFilter } from './local-vector-rows';
-import type { MetadataFilter, VectorMatch, VectorMetadata } from './types';
+import { addPassageColumns, buildKeywordIndex, FEEDBACK, passageTexts, readPassages, writePassages } from './local-passages';
+import type { KeywordIndex } from '../retrieval/keyword-index';
+import { reciprocalRankFusion } from '../retrieval/fusion';
+import type { IndexedPassage, MetadataFilter, PassageQuery, ScoredPassage, VectorMatch, VectorMetadata } from './types';
 
 // Vectorize's limits, kept so code that works offline also works against Vectorize.
 const MAX_ID_BYTES = 64;
@@ -45,6 +48,7 @@ export class LocalVectorIndex extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private dim: number | null;
   private cache: Cache | null = null;
+  private keywords: KeywordIndex | null = null;
   /** For tests and benchmarks: how queries went. */
   private readonly stats = { queries: 0, rescored: 0, fallbacks: 0 };
 
@@ -53,6 +57,7 @@ export class LocalVectorIndex extends DurableObject<Env> {
     this.sql = ctx.storage.sql;
     this.sql.exec(`CREATE TABLE IF NOT EXISTS vectors (id TEXT PRIMARY KEY, metadata TEXT NOT NULL, vector BLOB NOT NULL);
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);`);
+    addPassageColumns(this.sql);
     const row = this.sql.exec<{ value: number }>(`SELECT value FROM meta WHERE key = 'dimensions'`).toArray()[0];
     this.dim = row ? row.value : null;
   }
@@ -99,7 +104,77 @@ export class LocalVectorIndex extends DurableObject<Env> {
         for (const { r } of this.sql.exec<{ r: number }>('DELETE FROM vectors WHERE id = ? RETURNING rowid AS r', id)) rowids.push(r);
       }
     });
-    for (const r of rowids) this.cache?.delete(r);
+    for (const r of rowids) {
+      this.cache?.delete(r);
+      this.keywords?.remove(r);
+    }
+  }
+
+  /** Makes stored vectors' chunks searchable (see PassageIndex.publish): all of them, or none. */
+  publish(passages: IndexedPassage[]): void {
+    const written = this.ctx.storage.transactionSync(() => {
+      const result = writePassages(this.sql, passages);
+      if (result.missing.length > 0) {
+        // Throwing rolls the transaction back: nothing of the call is published.
+        throw bad(
+          `${result.missing.length} of ${passages.length} chunks have no stored vector (e.g. "${result.missing[0]}"); ` +
+            'upsert their vectors before publishing them',
+        );
+      }
+      return result.rowids;
+    });
+    if (this.keywords) passages.forEach((p, i) => this.keywords!.add(written[i]!, p.text, p.context));
+  }
+
+  /**
+   * Hybrid retrieval in one call: the nearest vectors and the best keyword matches (BM25F with
+   * pseudo-relevance feedback), fused by reciprocal rank, then the published passages among them.
+   */
+  search(query: Omit<PassageQuery, 'namespace'>): ScoredPassage[] {
+    const { mode, limit, candidates, fusion } = query;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_TOP_K) throw bad(`limit must be an integer from 1 to ${MAX_TOP_K}, got ${limit}`);
+    if (!Number.isInteger(candidates) || candidates < 1 || candidates > MAX_TOP_K) {
+      throw bad(`candidates must be an integer from 1 to ${MAX_TOP_K}, got ${candidates}`);
+    }
+    const conditions = compileFilter(query.filter);
+    if (this.dim === null) return []; // nothing upserted yet
+    const cache = this.load();
+    const rows = conditions.length > 0 ? cache.filter(conditions, this.sql) : null;
+
+    let vectorHits: { row: number; score: number }[] = [];
+    if (mode !== 'keyword') {
+      if (!query.vector || query.vector.length !== this.dim) {
+        throw bad(`vector has ${query.vector?.length ?? 0} dimensions but this index has ${this.dim}`);
+      }
+      // Over-fetch: vectors of unpublished chunks are dropped when the passages are read.
+      vectorHits = this.nearest(cache, normalise(query.vector), candidates, rows).map(({ row, score }) => ({ row: cache.rowids[row]!, score }));
+    }
+    let keywordHits: { row: number; score: number }[] = [];
+    if (mode !== 'vector') {
+      this.keywords ??= buildKeywordIndex(this.sql);
+      let allowed: ((rowid: number) => boolean) | undefined;
+      if (rows) {
+        const pass = new Uint8Array(cache.size);
+        for (const row of rows) pass[row] = 1;
+        allowed = (rowid) => pass[cache.rowOf.get(rowid)] === 1;
+      }
+      keywordHits = this.keywords.searchExpanded(query.text, candidates, FEEDBACK, (r) => passageTexts(this.sql, r), allowed);
+    }
+
+    const ranked =
+      mode === 'vector'
+        ? vectorHits
+        : mode === 'keyword'
+          ? keywordHits
+          : reciprocalRankFusion(
+              [
+                { ids: vectorHits.map((hit) => hit.row), weight: fusion.vectorWeight },
+                { ids: keywordHits.map((hit) => hit.row), weight: fusion.keywordWeight },
+              ],
+              fusion.k,
+            ).map(({ id, score }) => ({ row: id, score }));
+    // Twice what is wanted: room for vectors of chunks not published (yet).
+    return readPassages(this.sql, ranked.slice(0, limit * 2), limit);
   }
 
   /** The dimension of the stored vectors; null while the index is empty. */
@@ -127,6 +202,19 @@ export class LocalVectorIndex extends DurableObject<Env> {
     const q = normalise(vector);
     const cache = this.load();
     const rows = conditions.length > 0 ? cache.filter(conditions, this.sql) : null;
+    const top = this.nearest(cache, q, topK, rows);
+    const found = new Map<number, { id: string; metadata: string }>();
+    for (const r of this.read<{ r: number; id: string; metadata: string }>('rowid AS r, id, metadata', top.map((t) => cache.rowids[t.row]!))) {
+      found.set(r.r, r);
+    }
+    return top.map(({ row, score }) => {
+      const r = found.get(cache.rowids[row]!)!;
+      return { id: r.id, score, metadata: JSON.parse(r.metadata) as VectorMetadata };
+    });
+  }
+
+  /** The `topK` rows (of the cache) nearest to `q`, best first, among `rows` (all when null). */
+  private nearest(cache: Cache, q: Float32Array, topK: number, rows: Int32Array | null): { row: number; score: number }[] {
     const n = rows ? rows.length : cache.size;
     this.stats.queries++;
     if (n === 0) return [];
@@ -150,15 +238,7 @@ export class LocalVectorIndex extends DurableObject<Env> {
         }
       }
     }
-    const top = best.sorted();
-    const found = new Map<number, { id: string; metadata: string }>();
-    for (const r of this.read<{ r: number; id: string; metadata: string }>('rowid AS r, id, metadata', top.map((t) => cache.rowids[t.row]!))) {
-      found.set(r.r, r);
-    }
-    return top.map(({ row, score }) => {
-      const r = found.get(cache.rowids[row]!)!;
-      return { id: r.id, score, metadata: JSON.parse(r.metadata) as VectorMetadata };
-    });
+    return best.sorted();
   }
 
   /** Offers the exact scores of `rows` (read from SQL) to `best`. */

@@ -1,3 +1,5 @@
+import type { StoredPassage } from '../storage/chunks';
+
 /**
  * The engine's provider interfaces. One composition root (`providers/index.ts`) picks an
  * implementation from config; nothing else touches `env.AI`, `env.VECTORIZE` or OpenAI.
@@ -67,6 +69,49 @@ export interface VectorIndex {
    */
   lastWrite?(): VectorWrite | null;
   isApplied?(write: VectorWrite): Promise<boolean>;
+}
+
+/** A chunk as the passage index keeps it: what retrieval returns, plus the context it indexes. */
+export interface IndexedPassage extends StoredPassage {
+  /** Title and heading path, weighted above the text by keyword search. */
+  context: string;
+}
+
+export interface ScoredPassage extends StoredPassage {
+  /**
+   * Fused score in hybrid mode, cosine similarity in vector mode, BM25F in keyword mode;
+   * the reranker's relevance score when reranking is on.
+   */
+  score: number;
+}
+
+export interface PassageQuery {
+  namespace: string;
+  text: string;
+  /** The embedded query; null in keyword mode. */
+  vector: Float32Array | number[] | null;
+  mode: 'hybrid' | 'vector' | 'keyword';
+  /** Passages wanted. */
+  limit: number;
+  /** Candidates taken from each retriever before fusion. */
+  candidates: number;
+  filter?: MetadataFilter;
+  fusion: { k: number; vectorWeight: number; keywordWeight: number };
+}
+
+/**
+ * A vector index that also keeps the passages and a keyword index over them, so that a hybrid
+ * query (vector and keyword search, fusion, the passages' texts) is one call: the offline
+ * engine's Durable Object. A chunk is searchable once published; removing its vector removes it.
+ */
+export interface PassageIndex extends VectorIndex {
+  /** Makes chunks whose vectors are stored searchable, all of them at once. */
+  publish(namespace: string, passages: IndexedPassage[]): Promise<void>;
+  search(query: PassageQuery): Promise<ScoredPassage[]>;
+}
+
+export function isPassageIndex(index: VectorIndex): index is PassageIndex {
+  return typeof (index as Partial<PassageIndex>).publish === 'function' && typeof (index as Partial<PassageIndex>).search === 'function';
 }
 
 /** A write to an asynchronous vector index: its mutation id and when it was issued (ms). */

@@ -1,11 +1,11 @@
-export interface Ranking {
+export interface Ranking<Id = string> {
   /** Ids, best first. */
-  ids: string[];
+  ids: Id[];
   weight: number;
 }
 
-export interface FusedResult {
-  id: string;
+export interface FusedResult<Id = string> {
+  id: Id;
   score: number;
 }
 
@@ -15,8 +15,8 @@ export interface FusedResult {
  * suits cosine similarities and bm25 scores that live on unrelated scales. Ties keep the
  * order in which ids were first seen, so the result is deterministic.
  */
-export function reciprocalRankFusion(rankings: Ranking[], k: number): FusedResult[] {
-  const scores = new Map<string, number>();
+export function reciprocalRankFusion<Id>(rankings: Ranking<Id>[], k: number): FusedResult<Id>[] {
+  const scores = new Map<Id, number>();
   for (const { ids, weight } of rankings) {
     ids.forEach((id, index) => scores.set(id, (scores.get(id) ?? 0) + weight / (k + index + 1)));
   }

@@ -1,6 +1,6 @@
-import type { MetadataFilter, Reranker } from '../providers/types';
+import { isPassageIndex, type MetadataFilter, type PassageIndex, type Reranker, type ScoredPassage } from '../providers/types';
 import type { Services } from '../services';
-import { PASSAGE_COLUMNS, type PassageRow, passageFromRow, type StoredPassage } from '../storage/chunks';
+import { PASSAGE_COLUMNS, type PassageRow, passageFromRow } from '../storage/chunks';
 import { words, isStopword } from '../text/analyze';
 import { filterToSql } from './filter-sql';
 import { reciprocalRankFusion } from './fusion';
@@ -15,13 +15,7 @@ export interface SearchRequest {
   mode: SearchMode;
 }
 
-export interface Passage extends StoredPassage {
-  /**
-   * Fused score in hybrid mode, cosine similarity in vector mode, -bm25 in keyword mode;
-   * the reranker's relevance score when reranking is on.
-   */
-  score: number;
-}
+export type Passage = ScoredPassage;
 
 /** Vectorize returns at most 100 matches when values and metadata are not requested. */
 const MAX_VECTOR_CANDIDATES = 100;
@@ -37,12 +31,39 @@ const BM25_WEIGHTS = 'bm25(chunks_fts, 1.0, 3.0, 0.0)';
 const VISIBLE = 'd.indexed_at IS NOT NULL';
 
 /**
- * Hybrid retrieval: vector search (the vector index) and keyword search (FTS5 bm25 in D1)
- * in parallel, fused by reciprocal rank fusion, then one D1 read of the texts of the
- * final passages only. Two round trips and three binding calls; the fetch also drops
- * vector hits of documents that are not (or no longer) searchable.
+ * Hybrid retrieval: vector search and keyword search fused by reciprocal rank fusion, then
+ * optionally reranked. The local index does all of it in one call (`PassageIndex`); with
+ * Vectorize, keyword search is FTS5 in D1 (see `separateSearch`).
  */
 export async function search(services: Services, request: SearchRequest): Promise<Passage[]> {
+  const wanted = services.reranker ? Math.max(request.topK, services.config.RERANK_CANDIDATES) : request.topK;
+  const passages = isPassageIndex(services.vectors)
+    ? await passageIndexSearch(services, services.vectors, request, wanted)
+    : await separateSearch(services, request, wanted);
+  return services.reranker ? rerank(services, request, passages) : passages.slice(0, request.topK);
+}
+
+async function passageIndexSearch(services: Services, index: PassageIndex, request: SearchRequest, wanted: number): Promise<Passage[]> {
+  const { config } = services;
+  const vector = request.mode === 'keyword' ? null : ((await services.embedder.embed([request.query]))[0] as Float32Array);
+  return index.search({
+    namespace: request.namespace,
+    text: request.query,
+    vector,
+    mode: request.mode,
+    limit: wanted,
+    candidates: Math.min(Math.max(config.RETRIEVAL_CANDIDATES, request.topK), MAX_VECTOR_CANDIDATES),
+    filter: request.filter,
+    fusion: { k: config.RRF_K, vectorWeight: config.VECTOR_WEIGHT, keywordWeight: config.KEYWORD_WEIGHT },
+  });
+}
+
+/**
+ * Vector search (Vectorize) and keyword search (FTS5 bm25 in D1) in parallel, fused, then one
+ * D1 read of the texts of the final passages only. The read also drops vector hits of
+ * documents that are not (or no longer) searchable.
+ */
+async function separateSearch(services: Services, request: SearchRequest, wanted: number): Promise<Passage[]> {
   const { config } = services;
   const candidates = Math.max(config.RETRIEVAL_CANDIDATES, request.topK);
   const [vectorHits, keywordHits] = await Promise.all([
@@ -63,15 +84,13 @@ export async function search(services: Services, request: SearchRequest): Promis
     );
   }
 
-  const wanted = services.reranker ? Math.max(request.topK, config.RERANK_CANDIDATES) : request.topK;
   // Twice what is wanted: room for vector hits whose document is not searchable.
   const shortlist = ranked.slice(0, wanted * 2);
   const rows = await fetchPassages(services.db, shortlist.map((hit) => hit.id));
-  const passages = shortlist.flatMap(({ id, score }) => {
+  return shortlist.flatMap(({ id, score }) => {
     const row = rows.get(id);
     return row ? [{ ...passageFromRow(row), score }] : [];
   });
-  return services.reranker ? rerank(services, request, passages) : passages.slice(0, request.topK);
 }
 
 async function vectorSearch(services: Services, request: SearchRequest, candidates: number) {

@@ -1,0 +1,71 @@
+#!/usr/bin/env node
+// Tunes the offline keyword index (BM25F k1, b, context weight) on a BEIR split without the
+// engine: chunks the corpus with the engine's chunker, indexes it with the engine's
+// KeywordIndex (both bundled from src/ by esbuild) and prints nDCG@10 per setting.
+// Tune on train, then confirm on test with scripts/eval.mjs against the running engine.
+//   node scripts/tune-keyword.mjs [--split train] [--data DIR] [--grid k1=0.9,1.2 b=0.4,0.75 ...]
+import { build } from 'esbuild';
+import { parseArgs } from 'node:util';
+import { loadBeir } from './eval.mjs';
+import { collapseToDocuments, evaluate, standardMetrics } from './lib/metrics.mjs';
+
+const { values: args, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    split: { type: 'string', default: 'train' },
+    data: { type: 'string', default: new URL('../../shared/data/scifact', import.meta.url).pathname },
+  },
+});
+
+/** The engine's modules, bundled for Node. */
+export async function engineModules() {
+  const { outputFiles } = await build({
+    stdin: {
+      contents: `export * from './src/retrieval/keyword-index'; export { chunkSections } from './src/ingestion/chunker';`,
+      resolveDir: new URL('..', import.meta.url).pathname,
+      loader: 'ts',
+    },
+    bundle: true,
+    format: 'esm',
+    platform: 'neutral',
+    write: false,
+  });
+  return import(`data:text/javascript;base64,${Buffer.from(outputFiles[0].text).toString('base64')}`);
+}
+
+const engine = await engineModules();
+const { corpus, queries, qrels } = loadBeir(args.data, args.split);
+
+// Passages as the engine makes them: default chunking, the title as context.
+const passages = [];
+for (const doc of corpus) {
+  for (const chunk of engine.chunkSections([{ text: doc.text }], { chunkSize: 512, chunkOverlap: 50 })) {
+    passages.push({ corpusId: String(doc._id), text: chunk.text, context: doc.title ?? '' });
+  }
+}
+
+// Each grid axis: name=v1,v2,… (defaults: the engine's).
+const grid = { ...Object.fromEntries(Object.entries(engine.DEFAULT_KEYWORD_PARAMS).map(([k, v]) => [k, [v]])) };
+for (const axis of positionals) {
+  const [name, values] = axis.split('=');
+  grid[name] = values.split(',').map(Number);
+}
+const settings = Object.entries(grid).reduce(
+  (acc, [name, values]) => acc.flatMap((s) => values.map((v) => ({ ...s, [name]: v }))),
+  [{}],
+);
+
+console.log(`${passages.length} passages, ${qrels.size} ${args.split} queries, ${settings.length} settings`);
+for (const params of settings) {
+  const index = new engine.KeywordIndex(params);
+  passages.forEach((p, row) => index.add(row, p.text, p.context));
+  const runs = new Map();
+  for (const id of qrels.keys()) {
+    const hits = params.fbRows
+      ? index.searchExpanded(queries.get(id), 100, { rows: params.fbRows, terms: params.fbTerms, originalWeight: params.fbOriginal }, (rows) => rows.map((r) => `${passages[r].context}\n${passages[r].text}`))
+      : index.search(queries.get(id), 100);
+    runs.set(id, collapseToDocuments(hits, (hit) => [passages[hit.row].corpusId]));
+  }
+  const m = evaluate(runs, qrels, standardMetrics(100));
+  console.log(JSON.stringify(params), Object.entries(m).map(([k, v]) => `${k} ${v.toFixed(4)}`).join('  '));
+}

@@ -1,0 +1,85 @@
+import { KeywordIndex } from '../retrieval/keyword-index';
+import type { IndexedPassage, ScoredPassage } from './types';
+
+/**
+ * The passages of the local index: each published chunk's text, context and place in its
+ * document, kept in the same SQLite row as its vector (so vector and keyword hits share the
+ * rowid), with an in-memory keyword index over them. A row whose `text` is NULL holds a
+ * vector that is not published yet: queries never return it.
+ */
+
+/** Pseudo-relevance feedback for keyword search, tuned on SciFact's train split (README). */
+export const FEEDBACK = { rows: 3, terms: 20, originalWeight: 0.7 };
+
+/** Adds the passage columns to a vector table created before they existed. */
+export function addPassageColumns(sql: SqlStorage): void {
+  const have = new Set(sql.exec<{ name: string }>(`SELECT name FROM pragma_table_info('vectors')`).toArray().map((c) => c.name));
+  for (const column of ['text', 'context', 'passage']) {
+    if (!have.has(column)) sql.exec(`ALTER TABLE vectors ADD COLUMN ${column} TEXT`);
+  }
+}
+
+/** Where a passage sits in its document: stored as JSON beside the text. */
+type Placement = Omit<IndexedPassage, 'id' | 'text' | 'context'>;
+
+/**
+ * Publishes passages whose vectors are stored: all or none (inside the caller's transaction).
+ * Returns the rowids written, in order, or the ids that have no vector.
+ */
+export function writePassages(sql: SqlStorage, passages: IndexedPassage[]): { rowids: number[]; missing: string[] } {
+  const rowids: number[] = [];
+  const missing: string[] = [];
+  for (const { id, text, context, ...placement } of passages) {
+    const placed: Placement = placement;
+    const row = sql
+      .exec<{ r: number }>('UPDATE vectors SET text = ?, context = ?, passage = ? WHERE id = ? RETURNING rowid AS r', text, context, JSON.stringify(placed), id)
+      .toArray()[0];
+    if (row) rowids.push(row.r);
+    else missing.push(id);
+  }
+  return { rowids, missing };
+}
+
+/** The keyword index over every published passage, built from SQL. */
+export function buildKeywordIndex(sql: SqlStorage): KeywordIndex {
+  const index = new KeywordIndex();
+  for (const { r, text, context } of sql.exec<{ r: number; text: string; context: string }>(
+    'SELECT rowid AS r, text, context FROM vectors WHERE text IS NOT NULL',
+  )) {
+    index.add(r, text, context);
+  }
+  return index;
+}
+
+/** Context and text of rows, in the order asked (feedback for query expansion). */
+export function passageTexts(sql: SqlStorage, rowids: number[]): string[] {
+  const byRow = new Map<number, string>();
+  for (const { r, text } of sql.exec<{ r: number; text: string }>(
+    `SELECT rowid AS r, context || char(10) || text AS text FROM vectors
+     WHERE rowid IN (SELECT value FROM json_each(?)) AND text IS NOT NULL`,
+    JSON.stringify(rowids),
+  )) {
+    byRow.set(r, text);
+  }
+  return rowids.map((r) => byRow.get(r) ?? '');
+}
+
+/** The published passages among `ranked`, in its order, at most `limit`. */
+export function readPassages(sql: SqlStorage, ranked: { row: number; score: number }[], limit: number): ScoredPassage[] {
+  const found = new Map<number, { id: string; text: string; passage: string }>();
+  for (const row of sql.exec<{ r: number; id: string; text: string; passage: string }>(
+    `SELECT rowid AS r, id, text, passage FROM vectors WHERE rowid IN (SELECT value FROM json_each(?)) AND text IS NOT NULL`,
+    JSON.stringify(ranked.map((hit) => hit.row)),
+  )) {
+    found.set(row.r, row);
+  }
+  const out: ScoredPassage[] = [];
+  for (const { row, score } of ranked) {
+    const hit = found.get(row);
+    if (!hit) continue;
+    const placement = JSON.parse(hit.passage) as Placement;
+    out.push({ id: hit.id, text: hit.text, ...placement, score });
+    if (out.length === limit) break;
+  }
+  return out;
+}

@@ -1,0 +1,260 @@
+import { stemmer } from 'stemmer';
+import { isStopword } from '../text/analyze';
+
+/**
+ * An in-memory BM25F keyword index: the offline engine's keyword search, kept inside the
+ * namespace's Durable Object next to the vectors so that a hybrid query is one call. Rows are
+ * addressed by a caller-chosen non-negative integer (the SQLite rowid of the chunk).
+ *
+ * Each row has two fields: its text, and its context (title and headings), which counts
+ * `contextWeight` times a word of text. BM25F: the field frequencies, each normalised by its
+ * field's length, are summed before saturation, so a term in both title and text is not
+ * counted as two independent matches.
+ */
+export interface KeywordParams {
+  k1: number;
+  /** Length normalisation of the text and the context. */
+  b: number;
+  bContext: number;
+  contextWeight: number;
+}
+
+/** Tuned on SciFact's train split with scripts/tune-keyword.mjs (see the README). */
+export const DEFAULT_KEYWORD_PARAMS: KeywordParams = { k1: 1.2, b: 0.75, bContext: 0.75, contextWeight: 3 };
+
+const WORD = /[\p{L}\p{N}]+/gu;
+const UNSPACED_SCRIPT = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}\p{Script=Thai}]/u;
+
+/** Stems by word: a corpus repeats its vocabulary, and stemming is most of the cost of indexing. */
+const stems = new Map<string, string>();
+function stem(word: string): string {
+  let stemmed = stems.get(word);
+  if (stemmed === undefined) {
+    if (stems.size >= 200_000) stems.clear();
+    stems.set(word, (stemmed = /^[a-z]+$/.test(word) ? stemmer(word) : word));
+  }
+  return stemmed;
+}
+
+/**
+ * Index terms: lower-cased words without stopwords, Porter-stemmed; a run of a script written
+ * without spaces (CJK, Thai) becomes its overlapping character pairs, which match far more
+ * selectively than single characters.
+ */
+export function keywordTerms(text: string): string[] {
+  const out: string[] = [];
+  for (const match of text.toLowerCase().matchAll(WORD)) {
+    const word = match[0];
+    if (UNSPACED_SCRIPT.test(word)) {
+      const chars = [...word];
+      if (chars.length === 1) out.push(word);
+      for (let i = 0; i + 1 < chars.length; i++) out.push(chars[i]! + chars[i + 1]!);
+    } else if (!isStopword(word)) {
+      out.push(stem(word));
+    }
+  }
+  return out;
+}
+
+/** A term's rows and in-field frequencies, in growable typed arrays. */
+class Postings {
+  rows = new Int32Array(4);
+  text = new Uint16Array(4);
+  context = new Uint16Array(4);
+  size = 0;
+  push(row: number, text: number, context: number): void {
+    if (this.size === this.rows.length) {
+      const grow = <T extends Int32Array | Uint16Array>(a: T, b: T): T => (b.set(a), b);
+      const n = this.size * 2;
+      this.rows = grow(this.rows, new Int32Array(n));
+      this.text = grow(this.text, new Uint16Array(n));
+      this.context = grow(this.context, new Uint16Array(n));
+    }
+    this.rows[this.size] = row;
+    this.text[this.size] = Math.min(text, 65535);
+    this.context[this.size] = Math.min(context, 65535);
+    this.size++;
+  }
+}
+
+export interface KeywordHit {
+  row: number;
+  score: number;
+}
+
+export class KeywordIndex {
+  private readonly postings = new Map<string, Postings>();
+  /** Per row: field lengths in terms; -1 text length marks a row that is not (or no longer) indexed. */
+  private textLength = new Int32Array(1024).fill(-1);
+  private contextLength = new Int32Array(1024);
+  private distinctTerms = new Int32Array(1024);
+  private rows = 0;
+  private totalText = 0;
+  private totalContext = 0;
+  /** Rows removed whose postings are still in the lists (skipped by queries until `compact`). */
+  private readonly removed = new Set<number>();
+  private entries = 0;
+  private deadEntries = 0;
+
+  constructor(readonly params: KeywordParams = DEFAULT_KEYWORD_PARAMS) {}
+
+  get size(): number {
+    return this.rows;
+  }
+
+  has(row: number): boolean {
+    return row < this.textLength.length && this.textLength[row]! >= 0;
+  }
+
+  add(row: number, text: string, context: string): void {
+    if (this.has(row)) this.remove(row);
+    // A row re-added while its old postings linger would match them again: purge first.
+    if (this.removed.has(row)) this.compact();
+    this.reserve(row);
+    const counts = new Map<string, [number, number]>();
+    const textTerms = keywordTerms(text);
+    const contextTerms = keywordTerms(context);
+    for (const term of textTerms) {
+      const c = counts.get(term);
+      if (c) c[0]++;
+      else counts.set(term, [1, 0]);
+    }
+    for (const term of contextTerms) {
+      const c = counts.get(term);
+      if (c) c[1]++;
+      else counts.set(term, [0, 1]);
+    }
+    for (const [term, [inText, inContext]] of counts) {
+      let list = this.postings.get(term);
+      if (!list) this.postings.set(term, (list = new Postings()));
+      list.push(row, inText, inContext);
+    }
+    this.entries += counts.size;
+    this.textLength[row] = textTerms.length;
+    this.contextLength[row] = contextTerms.length;
+    this.distinctTerms[row] = counts.size;
+    this.rows++;
+    this.totalText += textTerms.length;
+    this.totalContext += contextTerms.length;
+  }
+
+  remove(row: number): void {
+    if (!this.has(row)) return;
+    this.rows--;
+    this.totalText -= this.textLength[row]!;
+    this.totalContext -= this.contextLength[row]!;
+    this.textLength[row] = -1;
+    this.removed.add(row);
+    this.deadEntries += this.distinctTerms[row]!;
+    if (this.deadEntries > this.entries / 4 && this.deadEntries > 10_000) this.compact();
+  }
+
+  /**
+   * The best `limit` rows for a free-text query, by BM25F; `allowed` (by row) restricts them.
+   * Query terms are deduplicated: a repeated word does not outweigh the others.
+   */
+  search(query: string, limit: number, allowed?: (row: number) => boolean): KeywordHit[] {
+    return this.rank(new Map([...new Set(keywordTerms(query))].map((t) => [t, 1])), limit, allowed);
+  }
+
+  /**
+   * Search with pseudo-relevance feedback (RM3): the best `feedbackRows` rows of a first pass
+   * are taken as relevant, their most characteristic terms are added to the query, and the
+   * expanded query is ranked again. `textOf(row)` gives back a row's text and context.
+   */
+  searchExpanded(
+    query: string,
+    limit: number,
+    feedback: { rows: number; terms: number; originalWeight: number },
+    textOf: (rows: number[]) => string[],
+    allowed?: (row: number) => boolean,
+  ): KeywordHit[] {
+    const original = [...new Set(keywordTerms(query))];
+    const first = this.rank(new Map(original.map((t) => [t, 1])), feedback.rows, allowed);
+    if (first.length === 0) return first;
+    // P(t | R): each feedback row's term distribution, weighted by its share of the scores.
+    const total = first.reduce((sum, hit) => sum + Math.exp(hit.score - first[0]!.score), 0);
+    const model = new Map<string, number>();
+    textOf(first.map((hit) => hit.row)).forEach((text, i) => {
+      const terms = keywordTerms(text);
+      const weight = Math.exp(first[i]!.score - first[0]!.score) / total / Math.max(terms.length, 1);
+      for (const term of terms) model.set(term, (model.get(term) ?? 0) + weight);
+    });
+    const expansion = [...model].sort((x, y) => y[1] - x[1]).slice(0, feedback.terms);
+    const expansionTotal = expansion.reduce((sum, [, w]) => sum + w, 0) || 1;
+    const weights = new Map<string, number>();
+    for (const term of original) weights.set(term, feedback.originalWeight / original.length);
+    for (const [term, w] of expansion) {
+      weights.set(term, (weights.get(term) ?? 0) + ((1 - feedback.originalWeight) * w) / expansionTotal);
+    }
+    return this.rank(weights, limit, allowed);
+  }
+
+  /** BM25F over weighted query terms. */
+  private rank(query: Map<string, number>, limit: number, allowed?: (row: number) => boolean): KeywordHit[] {
+    if (this.rows === 0 || limit <= 0) return [];
+    const { k1, b, bContext, contextWeight } = this.params;
+    const avgText = Math.max(this.totalText / this.rows, 1);
+    const avgContext = Math.max(this.totalContext / this.rows, 1);
+    const scores = new Map<number, number>();
+    for (const [term, weight] of query) {
+      const list = this.postings.get(term);
+      if (!list) continue;
+      // Live rows containing the term; dead entries are rare between compactions.
+      let n = 0;
+      for (let i = 0; i < list.size; i++) if (this.textLength[list.rows[i]!]! >= 0) n++;
+      if (n === 0) continue;
+      const idf = weight * Math.log(1 + (this.rows - n + 0.5) / (n + 0.5));
+      for (let i = 0; i < list.size; i++) {
+        const row = list.rows[i]!;
+        const length = this.textLength[row]!;
+        if (length < 0) continue;
+        const tf =
+          list.text[i]! / (1 - b + (b * length) / avgText) +
+          (contextWeight * list.context[i]!) / (1 - bContext + (bContext * this.contextLength[row]!) / avgContext);
+        scores.set(row, (scores.get(row) ?? 0) + (idf * tf) / (k1 + tf));
+      }
+    }
+    const hits: KeywordHit[] = [];
+    for (const [row, score] of scores) if (!allowed || allowed(row)) hits.push({ row, score });
+    hits.sort((x, y) => y.score - x.score || x.row - y.row);
+    return hits.slice(0, limit);
+  }
+
+  /** Drops the postings of removed rows. */
+  private compact(): void {
+    for (const [term, list] of this.postings) {
+      const kept = new Postings();
+      for (let i = 0; i < list.size; i++) {
+        if (this.textLength[list.rows[i]!]! >= 0) kept.push(list.rows[i]!, list.text[i]!, list.context[i]!);
+      }
+      if (kept.size) this.postings.set(term, kept);
+      else this.postings.delete(term);
+    }
+    this.removed.clear();
+    this.entries -= this.deadEntries;
+    this.deadEntries = 0;
+  }
+
+  private reserve(row: number): void {
+    if (row < this.textLength.length) return;
+    const n = Math.max(row + 1, Math.ceil(this.textLength.length * 1.5));
+    const text = new Int32Array(n).fill(-1);
+    text.set(this.textLength);
+    const grow = (a: Int32Array) => {
+      const b = new Int32Array(n);
+      b.set(a);
+      return b;
+    };
+    this.textLength = text;
+    this.contextLength = grow(this.contextLength);
+    this.distinctTerms = grow(this.distinctTerms);
+  }
+
+  /** Bytes held by the postings and row arrays (estimate: workerd reports no heap statistics). */
+  memory(): number {
+    let bytes = this.textLength.byteLength * 3;
+    for (const [term, list] of this.postings) bytes += list.rows.byteLength + list.text.byteLength * 2 + 64 + term.length * 2;
+    return bytes;
+  }
+}
