@@ -3,7 +3,7 @@
 // engine: chunks the corpus with the engine's chunker, indexes it with the engine's
 // KeywordIndex (both bundled from src/ by esbuild) and prints nDCG@10 per setting.
 // Tune on train, then confirm on test with scripts/eval.mjs against the running engine.
-//   node scripts/tune-keyword.mjs [--split train] [--data DIR] [--grid k1=0.9,1.2 b=0.4,0.75 ...]
+//   node scripts/tune-keyword.mjs [--split train] [--data DIR] [k1=0.9,1.2 b=0.4,0.75 fbRows=0,3 ...]
 import { build } from 'esbuild';
 import { parseArgs } from 'node:util';
 import { loadBeir } from './eval.mjs';
@@ -44,8 +44,10 @@ for (const doc of corpus) {
   }
 }
 
-// Each grid axis: name=v1,v2,… (defaults: the engine's).
-const grid = { ...Object.fromEntries(Object.entries(engine.DEFAULT_KEYWORD_PARAMS).map(([k, v]) => [k, [v]])) };
+// Each grid axis: name=v1,v2,… (defaults: the engine's); fbRows=0 turns feedback off.
+const { rows: fbRows, terms: fbTerms, originalWeight: fbOriginal } = engine.DEFAULT_FEEDBACK;
+const defaults = { ...engine.DEFAULT_KEYWORD_PARAMS, fbRows, fbTerms, fbOriginal };
+const grid = Object.fromEntries(Object.entries(defaults).map(([k, v]) => [k, [v]]));
 for (const axis of positionals) {
   const [name, values] = axis.split('=');
   grid[name] = values.split(',').map(Number);

@@ -8,9 +8,6 @@ import type { IndexedPassage, ScoredPassage } from './types';
  * vector that is not published yet: queries never return it.
  */
 
-/** Pseudo-relevance feedback for keyword search, tuned on SciFact's train split (README). */
-export const FEEDBACK = { rows: 3, terms: 20, originalWeight: 0.7 };
-
 /** Adds the passage columns to a vector table created before they existed. */
 export function addPassageColumns(sql: SqlStorage): void {
   const have = new Set(sql.exec<{ name: string }>(`SELECT name FROM pragma_table_info('vectors')`).toArray().map((c) => c.name));

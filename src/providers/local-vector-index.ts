@@ -1,8 +1,9 @@
 import { DurableObject } from 'cloudflare:workers';
-import { Above, dot, TopK } from './vector-math';
+import { Above, TopK } from './top-k';
+import { dot } from './vector-math';
 import { bad, Cache, compileFilter } from './local-vector-rows';
-import { addPassageColumns, buildKeywordIndex, FEEDBACK, passageTexts, readPassages, writePassages } from './local-passages';
-import type { KeywordIndex } from '../retrieval/keyword-index';
+import { addPassageColumns, buildKeywordIndex, passageTexts, readPassages, writePassages } from './local-passages';
+import { DEFAULT_FEEDBACK, type KeywordIndex } from '../retrieval/keyword-index';
 import { reciprocalRankFusion } from '../retrieval/fusion';
 import type { IndexedPassage, MetadataFilter, PassageQuery, ScoredPassage, VectorMatch, VectorMetadata } from './types';
 
@@ -158,7 +159,7 @@ export class LocalVectorIndex extends DurableObject<Env> {
         for (const row of rows) pass[row] = 1;
         allowed = (rowid) => pass[cache.rowOf.get(rowid)] === 1;
       }
-      keywordHits = this.keywords.searchExpanded(query.text, candidates, FEEDBACK, (r) => passageTexts(this.sql, r), allowed);
+      keywordHits = this.keywords.searchExpanded(query.text, candidates, DEFAULT_FEEDBACK, (r) => passageTexts(this.sql, r), allowed);
     }
 
     const ranked =
