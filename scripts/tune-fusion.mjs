@@ -48,7 +48,7 @@ function fuse(rankings, k) {
 
 const rows = [];
 for (const k of [10, 20, 40, 60, 100]) {
-  for (const vectorWeight of [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1]) {
+  for (const vectorWeight of [0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1]) {
     let sum = 0;
     for (const [id, qrel] of qrels) {
       const { vector, keyword } = lists.get(id);

@@ -4,9 +4,9 @@
 // KeywordIndex (both bundled from src/ by esbuild) and prints nDCG@10 per setting.
 // Tune on train, then confirm on test with scripts/eval.mjs against the running engine.
 //   node scripts/tune-keyword.mjs [--split train] [--data DIR] [k1=0.9,1.2 b=0.4,0.75 fbRows=0,3 ...]
-import { build } from 'esbuild';
 import { parseArgs } from 'node:util';
 import { loadBeir } from './eval.mjs';
+import { engineModules } from './lib/engine-modules.mjs';
 import { collapseToDocuments, evaluate, standardMetrics } from './lib/metrics.mjs';
 
 const { values: args, positionals } = parseArgs({
@@ -16,22 +16,6 @@ const { values: args, positionals } = parseArgs({
     data: { type: 'string', default: new URL('../../shared/data/scifact', import.meta.url).pathname },
   },
 });
-
-/** The engine's modules, bundled for Node. */
-export async function engineModules() {
-  const { outputFiles } = await build({
-    stdin: {
-      contents: `export * from './src/retrieval/keyword-index'; export { chunkSections } from './src/ingestion/chunker';`,
-      resolveDir: new URL('..', import.meta.url).pathname,
-      loader: 'ts',
-    },
-    bundle: true,
-    format: 'esm',
-    platform: 'neutral',
-    write: false,
-  });
-  return import(`data:text/javascript;base64,${Buffer.from(outputFiles[0].text).toString('base64')}`);
-}
 
 const engine = await engineModules();
 const { corpus, queries, qrels } = loadBeir(args.data, args.split);

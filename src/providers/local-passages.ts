@@ -21,20 +21,23 @@ type Placement = Omit<IndexedPassage, 'id' | 'text' | 'context'>;
 
 /**
  * Publishes passages whose vectors are stored: all or none (inside the caller's transaction).
- * Returns the rowids written, in order, or the ids that have no vector.
+ * Returns, in order, each passage's rowid and whether its indexed words (text or context)
+ * changed, or the ids that have no vector.
  */
-export function writePassages(sql: SqlStorage, passages: IndexedPassage[]): { rowids: number[]; missing: string[] } {
-  const rowids: number[] = [];
+export function writePassages(sql: SqlStorage, passages: IndexedPassage[]): { rows: { rowid: number; changed: boolean }[]; missing: string[] } {
+  const rows: { rowid: number; changed: boolean }[] = [];
   const missing: string[] = [];
   for (const { id, text, context, ...placement } of passages) {
     const placed: Placement = placement;
-    const row = sql
-      .exec<{ r: number }>('UPDATE vectors SET text = ?, context = ?, passage = ? WHERE id = ? RETURNING rowid AS r', text, context, JSON.stringify(placed), id)
-      .toArray()[0];
-    if (row) rowids.push(row.r);
-    else missing.push(id);
+    const before = sql.exec<{ r: number; text: string | null; context: string | null }>('SELECT rowid AS r, text, context FROM vectors WHERE id = ?', id).toArray()[0];
+    if (!before) {
+      missing.push(id);
+      continue;
+    }
+    sql.exec('UPDATE vectors SET text = ?, context = ?, passage = ? WHERE rowid = ?', text, context, JSON.stringify(placed), before.r);
+    rows.push({ rowid: before.r, changed: before.text !== text || before.context !== context });
   }
-  return { rowids, missing };
+  return { rows, missing };
 }
 
 /** The keyword index over every published passage, built from SQL. */

@@ -41,6 +41,8 @@ export interface Feedback {
 const WORD = /[\p{L}\p{N}]+/gu;
 const UNSPACED_SCRIPT = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}\p{Script=Thai}]/u;
 
+const copy = (s: string) => (s.length >= 13 ? [...s].join('') : s);
+
 /** Terms by word, remembered: a corpus repeats its vocabulary, and stemming is most of the cost of indexing. */
 const termOf = new Map<string, string>();
 
@@ -60,8 +62,9 @@ export function keywordTerms(text: string): string[] {
       if (chars.length === 1) out.push(word);
       for (let i = 0; i + 1 < chars.length; i++) out.push(chars[i]! + chars[i + 1]!);
     } else {
-      // '' marks a stopword.
-      const term = isStopword(word) ? '' : /^[a-z]+$/.test(word) ? stemmer(word) : word;
+      // '' marks a stopword. A term is copied out of the text it came from: V8 may keep a long
+      // word as a slice of its whole text, which would stay in memory as long as the term.
+      const term = isStopword(word) ? '' : copy(/^[a-z]+$/.test(word) ? stemmer(word) : word);
       if (termOf.size >= 200_000) termOf.clear();
       termOf.set(word, term);
       if (term) out.push(term);
@@ -72,23 +75,23 @@ export function keywordTerms(text: string): string[] {
 
 const CONTEXT_UNIT = 2 ** 16;
 
-/** A term's rows and in-field frequencies, in growable typed arrays. */
+/** A term's rows and in-field frequencies (capped at 255: BM25 saturates long before), in growable typed arrays. */
 class Postings {
   rows = new Int32Array(4);
-  text = new Uint16Array(4);
-  context = new Uint16Array(4);
+  text = new Uint8Array(4);
+  context = new Uint8Array(4);
   size = 0;
   push(row: number, text: number, context: number): void {
     if (this.size === this.rows.length) {
-      const grow = <T extends Int32Array | Uint16Array>(a: T, b: T): T => (b.set(a), b);
-      const n = this.size * 2;
+      const grow = <T extends Int32Array | Uint8Array>(a: T, b: T): T => (b.set(a), b);
+      const n = Math.ceil(this.size * 1.5) + 2;
       this.rows = grow(this.rows, new Int32Array(n));
-      this.text = grow(this.text, new Uint16Array(n));
-      this.context = grow(this.context, new Uint16Array(n));
+      this.text = grow(this.text, new Uint8Array(n));
+      this.context = grow(this.context, new Uint8Array(n));
     }
     this.rows[this.size] = row;
-    this.text[this.size] = Math.min(text, 65535);
-    this.context[this.size] = Math.min(context, 65535);
+    this.text[this.size] = Math.min(text, 255);
+    this.context[this.size] = Math.min(context, 255);
     this.size++;
   }
 }
@@ -98,17 +101,32 @@ export interface KeywordHit {
   score: number;
 }
 
+/** A growable Int32Array of `n` or more elements, new ones set to `fill`. */
+function grown(a: Int32Array<ArrayBuffer>, n: number, fill = 0): Int32Array<ArrayBuffer> {
+  if (n <= a.length) return a;
+  const b = new Int32Array(Math.max(n, Math.ceil(a.length * 1.5))).fill(fill);
+  b.set(a);
+  return b;
+}
+
+/**
+ * Rows are stored in internal slots, so that a row re-added with new text takes a fresh slot
+ * and its old postings are simply dead until the next compaction (rather than purged at once).
+ */
 export class KeywordIndex {
   private readonly postings = new Map<string, Postings>();
-  /** Per row: field lengths in terms; -1 text length marks a row that is not (or no longer) indexed. */
+  /** Per row: its slot, or -1. */
+  private slotOf = new Int32Array(1024).fill(-1);
+  /** Per slot: its row, field lengths in terms (-1 text length: a dead slot) and distinct terms. */
+  private rowOf = new Int32Array(1024);
   private textLength = new Int32Array(1024).fill(-1);
   private contextLength = new Int32Array(1024);
   private distinctTerms = new Int32Array(1024);
+  private slots = 0;
   private rows = 0;
   private totalText = 0;
   private totalContext = 0;
-  /** Rows removed whose postings are still in the lists (skipped by queries until `compact`). */
-  private readonly removed = new Set<number>();
+  /** Postings entries in all, and those of dead slots (skipped by queries until `compact`). */
   private entries = 0;
   private deadEntries = 0;
   private scores = new Float64Array(0);
@@ -122,14 +140,18 @@ export class KeywordIndex {
   }
 
   has(row: number): boolean {
-    return row < this.textLength.length && this.textLength[row]! >= 0;
+    return row < this.slotOf.length && this.slotOf[row]! >= 0;
   }
 
+  /** Indexes a row, replacing what it held before. */
   add(row: number, text: string, context: string): void {
     if (this.has(row)) this.remove(row);
-    // A row re-added while its old postings linger would match them again: purge first.
-    if (this.removed.has(row)) this.compact();
-    this.reserve(row);
+    const slot = this.slots++;
+    this.slotOf = grown(this.slotOf, row + 1, -1);
+    this.rowOf = grown(this.rowOf, slot + 1);
+    this.textLength = grown(this.textLength, slot + 1, -1);
+    this.contextLength = grown(this.contextLength, slot + 1);
+    this.distinctTerms = grown(this.distinctTerms, slot + 1);
     // Per term: occurrences in the text + 2^16 × occurrences in the context.
     const counts = new Map<string, number>();
     const textTerms = keywordTerms(text);
@@ -139,12 +161,14 @@ export class KeywordIndex {
     for (const [term, count] of counts) {
       let list = this.postings.get(term);
       if (!list) this.postings.set(term, (list = new Postings()));
-      list.push(row, count % CONTEXT_UNIT, Math.floor(count / CONTEXT_UNIT));
+      list.push(slot, count % CONTEXT_UNIT, Math.floor(count / CONTEXT_UNIT));
     }
+    this.slotOf[row] = slot;
+    this.rowOf[slot] = row;
     this.entries += counts.size;
-    this.textLength[row] = textTerms.length;
-    this.contextLength[row] = contextTerms.length;
-    this.distinctTerms[row] = counts.size;
+    this.textLength[slot] = textTerms.length;
+    this.contextLength[slot] = contextTerms.length;
+    this.distinctTerms[slot] = counts.size;
     this.rows++;
     this.totalText += textTerms.length;
     this.totalContext += contextTerms.length;
@@ -153,13 +177,14 @@ export class KeywordIndex {
 
   remove(row: number): void {
     if (!this.has(row)) return;
+    const slot = this.slotOf[row]!;
+    this.slotOf[row] = -1;
     this.rows--;
-    this.totalText -= this.textLength[row]!;
-    this.totalContext -= this.contextLength[row]!;
-    this.textLength[row] = -1;
+    this.totalText -= this.textLength[slot]!;
+    this.totalContext -= this.contextLength[slot]!;
+    this.textLength[slot] = -1;
     this.norms = null;
-    this.removed.add(row);
-    this.deadEntries += this.distinctTerms[row]!;
+    this.deadEntries += this.distinctTerms[slot]!;
     if (this.deadEntries > this.entries / 4 && this.deadEntries > 10_000) this.compact();
   }
 
@@ -210,10 +235,10 @@ export class KeywordIndex {
     const { k1, contextWeight } = this.params;
     const { normText, normContext } = this.normalisers();
     // Scores accumulate in an array over rows, reused across queries; `touched` lists the rows to reset.
-    if (this.scores.length < this.textLength.length) this.scores = new Float64Array(this.textLength.length);
+    if (this.scores.length < this.slots) this.scores = new Float64Array(this.textLength.length);
     const scores = this.scores;
     const touched: number[] = [];
-    const clean = this.removed.size === 0;
+    const clean = this.deadEntries === 0;
     for (const [term, weight] of query) {
       const list = this.postings.get(term);
       if (!list) continue;
@@ -221,24 +246,25 @@ export class KeywordIndex {
       if (!clean) for (let i = 0; i < list.size; i++) if (this.textLength[list.rows[i]!]! < 0) n--;
       if (n === 0) continue;
       const idf = weight * Math.log(1 + (this.rows - n + 0.5) / (n + 0.5));
-      const { rows, text, context } = list;
+      const { rows: slots, text, context } = list;
       for (let i = 0; i < list.size; i++) {
-        const row = rows[i]!;
-        if (!clean && this.textLength[row]! < 0) continue;
-        const tf = text[i]! * normText[row]! + contextWeight * context[i]! * normContext[row]!;
-        if (scores[row] === 0) touched.push(row);
-        scores[row]! += (idf * tf) / (k1 + tf);
+        const slot = slots[i]!;
+        if (!clean && this.textLength[slot]! < 0) continue;
+        const tf = text[i]! * normText[slot]! + contextWeight * context[i]! * normContext[slot]!;
+        if (scores[slot] === 0) touched.push(slot);
+        scores[slot]! += (idf * tf) / (k1 + tf);
       }
     }
     const best = new TopK(limit);
-    for (const row of touched) {
-      if (!allowed || allowed(row)) best.push(scores[row]!, row);
-      scores[row] = 0;
+    for (const slot of touched) {
+      const row = this.rowOf[slot]!;
+      if (!allowed || allowed(row)) best.push(scores[slot]!, row);
+      scores[slot] = 0;
     }
     return best.sorted();
   }
 
-  /** Per row, 1 / BM25 length normalisation of each field; recomputed after the index changes. */
+  /** Per slot, 1 / BM25 length normalisation of each field; recomputed after the index changes. */
   private normalisers(): { normText: Float32Array; normContext: Float32Array } {
     if (this.norms && this.norms.normText.length === this.textLength.length) return this.norms;
     const { b, bContext } = this.params;
@@ -247,47 +273,47 @@ export class KeywordIndex {
     const n = this.textLength.length;
     const normText = new Float32Array(n);
     const normContext = new Float32Array(n);
-    for (let row = 0; row < n; row++) {
-      if (this.textLength[row]! < 0) continue;
-      normText[row] = 1 / (1 - b + (b * this.textLength[row]!) / avgText);
-      normContext[row] = 1 / (1 - bContext + (bContext * this.contextLength[row]!) / avgContext);
+    for (let slot = 0; slot < this.slots; slot++) {
+      if (this.textLength[slot]! < 0) continue;
+      normText[slot] = 1 / (1 - b + (b * this.textLength[slot]!) / avgText);
+      normContext[slot] = 1 / (1 - bContext + (bContext * this.contextLength[slot]!) / avgContext);
     }
     return (this.norms = { normText, normContext });
   }
 
-  /** Drops the postings of removed rows. */
+  /** Drops the postings of dead slots and renumbers the live ones densely, in order. */
   private compact(): void {
+    const renumber = new Int32Array(this.slots).fill(-1);
+    let live = 0;
+    for (let slot = 0; slot < this.slots; slot++) {
+      if (this.textLength[slot]! < 0) continue;
+      renumber[slot] = live;
+      this.rowOf[live] = this.rowOf[slot]!;
+      this.textLength[live] = this.textLength[slot]!;
+      this.contextLength[live] = this.contextLength[slot]!;
+      this.distinctTerms[live] = this.distinctTerms[slot]!;
+      this.slotOf[this.rowOf[live]!] = live;
+      live++;
+    }
+    this.textLength.fill(-1, live);
+    this.slots = live;
     for (const [term, list] of this.postings) {
       const kept = new Postings();
       for (let i = 0; i < list.size; i++) {
-        if (this.textLength[list.rows[i]!]! >= 0) kept.push(list.rows[i]!, list.text[i]!, list.context[i]!);
+        const slot = renumber[list.rows[i]!]!;
+        if (slot >= 0) kept.push(slot, list.text[i]!, list.context[i]!);
       }
       if (kept.size) this.postings.set(term, kept);
       else this.postings.delete(term);
     }
-    this.removed.clear();
     this.entries -= this.deadEntries;
     this.deadEntries = 0;
-  }
-
-  private reserve(row: number): void {
-    if (row < this.textLength.length) return;
-    const n = Math.max(row + 1, Math.ceil(this.textLength.length * 1.5));
-    const text = new Int32Array(n).fill(-1);
-    text.set(this.textLength);
-    const grow = (a: Int32Array) => {
-      const b = new Int32Array(n);
-      b.set(a);
-      return b;
-    };
-    this.textLength = text;
-    this.contextLength = grow(this.contextLength);
-    this.distinctTerms = grow(this.distinctTerms);
+    this.norms = null;
   }
 
   /** Bytes held by the postings and row arrays (estimate: workerd reports no heap statistics). */
   memory(): number {
-    let bytes = this.textLength.byteLength * 3;
+    let bytes = this.slotOf.byteLength + this.rowOf.byteLength * 4;
     for (const [term, list] of this.postings) bytes += list.rows.byteLength + list.text.byteLength * 2 + 64 + term.length * 2;
     return bytes;
   }
