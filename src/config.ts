@@ -9,11 +9,13 @@ import { z } from 'zod';
  * Fusion defaults per embedder. A semantic model (Workers AI, OpenAI) finds what keywords
  * miss, so both rankings count equally (k = 60, the usual choice). The local embedder is
  * lexical like the keyword index and weaker (SciFact test nDCG@10 0.44 against 0.70): on
- * SciFact's train queries (scripts/tune-fusion.mjs) any weight above 0.05 lowered nDCG@10,
- * so its list only breaks ties and fills in below every keyword match (typos, no shared word).
+ * SciFact's train queries (scripts/tune-fusion.mjs) every weight above 0.02 lowered nDCG@10
+ * and 0.02 matched 0 (0.7128). At 0 its list only fills in below every keyword hit (a query
+ * with misspelled words or too few matches), and the local index skips it when keyword
+ * search alone fills the page.
  */
 const FUSION_DEFAULTS = {
-  local: { rrfK: 60, vectorWeight: 0.02 },
+  local: { rrfK: 60, vectorWeight: 0 },
   'workers-ai': { rrfK: 60, vectorWeight: 1 },
   openai: { rrfK: 60, vectorWeight: 1 },
 } as const;

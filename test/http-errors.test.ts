@@ -103,7 +103,7 @@ describe('configuration', () => {
       LLM_TIMEOUT_MS: 30_000,
     });
     // Fusion tuned for the lexical local embedder; semantic embedders count equally.
-    expect(config).toMatchObject({ RRF_K: 60, VECTOR_WEIGHT: 0.02, KEYWORD_WEIGHT: 1 });
+    expect(config).toMatchObject({ RRF_K: 60, VECTOR_WEIGHT: 0, KEYWORD_WEIGHT: 1 });
     expect(loadConfig({ EMBEDDING_PROVIDER: 'workers-ai' })).toMatchObject({ RRF_K: 60, VECTOR_WEIGHT: 1 });
     expect(loadConfig({ VECTOR_WEIGHT: '0.5' })).toMatchObject({ RRF_K: 60, VECTOR_WEIGHT: 0.5 });
     // The dimension follows the embedding model unless set (384 for the local embedder).

@@ -74,6 +74,27 @@ describe('LocalVectorIndex as a passage index', () => {
     expect(await searchIds(namespace, { mode: 'vector', vector: [0, 1, 0, 0] })).toEqual(['b', 'a']);
   });
 
+  it('with vector weight 0, vector hits only fill in below the keyword hits, when those are too few', async () => {
+    const namespace = unique('fill');
+    const texts = ['Otters crack shellfish on stones.', 'Otters sleep holding paws.', 'Herons stalk fish in shallows.'];
+    await client.upsert(namespace, [
+      { id: 'o1', values: [0, 1, 0, 0], metadata: {} },
+      { id: 'o2', values: [0, 0, 1, 0], metadata: {} },
+      { id: 'h', values: [1, 0, 0, 0], metadata: {} },
+    ]);
+    await client.publish(namespace, [passage('o1', texts[0]!), passage('o2', texts[1]!), passage('h', texts[2]!)]);
+    const fusion = { k: 60, vectorWeight: 0, keywordWeight: 1 };
+    // The nearest vector is the heron's; with weight 0 it cannot outrank a keyword hit.
+    const hybrid = await searchIds(namespace, { mode: 'hybrid', text: 'otters', vector: [1, 0, 0, 0], limit: 3, fusion });
+    expect(hybrid.slice(0, 2).sort()).toEqual(['o1', 'o2']);
+    expect(hybrid[2]).toBe('h');
+    // Enough keyword hits for the page: the same passages as keyword search, in its order.
+    const keyword = await searchIds(namespace, { mode: 'keyword', text: 'otters', limit: 2 });
+    expect(await searchIds(namespace, { mode: 'hybrid', text: 'otters', vector: [1, 0, 0, 0], limit: 2, fusion })).toEqual(keyword);
+    // No keyword hit at all (a misspelling): the vector list fills the page.
+    expect(await searchIds(namespace, { mode: 'hybrid', text: 'herrons', vector: [1, 0, 0, 0], limit: 1, fusion })).toEqual(['h']);
+  });
+
   it('never returns a vector whose chunk is not published, in any mode', async () => {
     const namespace = unique('unpub');
     const records = [

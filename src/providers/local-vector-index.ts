@@ -156,13 +156,6 @@ export class LocalVectorIndex extends DurableObject<Env> {
       rows = all.filter((row) => keywords.has(cache.rowids[row]!));
     }
 
-    let vectorHits: { row: number; score: number }[] = [];
-    if (mode !== 'keyword') {
-      if (!query.vector || query.vector.length !== this.dim) {
-        throw bad(`vector has ${query.vector?.length ?? 0} dimensions but this index has ${this.dim}`);
-      }
-      vectorHits = this.nearest(cache, normalise(query.vector), candidates, rows).map(({ row, score }) => ({ row: cache.rowids[row]!, score }));
-    }
     let keywordHits: { row: number; score: number }[] = [];
     if (mode !== 'vector') {
       let allowed: ((rowid: number) => boolean) | undefined;
@@ -172,6 +165,15 @@ export class LocalVectorIndex extends DurableObject<Env> {
         allowed = (rowid) => pass[cache.rowOf.get(rowid)] === 1;
       }
       keywordHits = keywords.searchExpanded(query.text, candidates, DEFAULT_FEEDBACK, (r) => passageTexts(this.sql, r), allowed);
+    }
+
+    let vectorHits: { row: number; score: number }[] = [];
+    // A vector list of weight 0 only fills in below every keyword hit: needed only when those are too few.
+    if (mode === 'vector' || (mode === 'hybrid' && (fusion.vectorWeight > 0 || keywordHits.length < limit))) {
+      if (!query.vector || query.vector.length !== this.dim) {
+        throw bad(`vector has ${query.vector?.length ?? 0} dimensions but this index has ${this.dim}`);
+      }
+      vectorHits = this.nearest(cache, normalise(query.vector), candidates, rows).map(({ row, score }) => ({ row: cache.rowids[row]!, score }));
     }
 
     const ranked =
