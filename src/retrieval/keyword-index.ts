@@ -75,23 +75,22 @@ export function keywordTerms(text: string): string[] {
 
 const CONTEXT_UNIT = 2 ** 16;
 
-/** A term's rows and in-field frequencies (capped at 255: BM25 saturates long before), in growable typed arrays. */
+/**
+ * A term's slots and in-field frequencies (each capped at 255: BM25 saturates long before), two
+ * 32-bit words an entry in one growable array: most terms occur in a few rows, so the cost of
+ * an array object per term outweighs the entries.
+ */
 class Postings {
-  rows = new Int32Array(4);
-  text = new Uint8Array(4);
-  context = new Uint8Array(4);
+  data = new Uint32Array(2);
   size = 0;
-  push(row: number, text: number, context: number): void {
-    if (this.size === this.rows.length) {
-      const grow = <T extends Int32Array | Uint8Array>(a: T, b: T): T => (b.set(a), b);
-      const n = Math.ceil(this.size * 1.5) + 2;
-      this.rows = grow(this.rows, new Int32Array(n));
-      this.text = grow(this.text, new Uint8Array(n));
-      this.context = grow(this.context, new Uint8Array(n));
+  push(slot: number, text: number, context: number): void {
+    if (2 * this.size === this.data.length) {
+      const grown = new Uint32Array(2 * Math.ceil(this.size * 1.5 + 1));
+      grown.set(this.data);
+      this.data = grown;
     }
-    this.rows[this.size] = row;
-    this.text[this.size] = Math.min(text, 255);
-    this.context[this.size] = Math.min(context, 255);
+    this.data[2 * this.size] = slot;
+    this.data[2 * this.size + 1] = Math.min(text, 255) | (Math.min(context, 255) << 8);
     this.size++;
   }
 }
@@ -243,14 +242,15 @@ export class KeywordIndex {
       const list = this.postings.get(term);
       if (!list) continue;
       let n = list.size;
-      if (!clean) for (let i = 0; i < list.size; i++) if (this.textLength[list.rows[i]!]! < 0) n--;
+      const { data } = list;
+      if (!clean) for (let i = 0; i < list.size; i++) if (this.textLength[data[2 * i]!]! < 0) n--;
       if (n === 0) continue;
       const idf = weight * Math.log(1 + (this.rows - n + 0.5) / (n + 0.5));
-      const { rows: slots, text, context } = list;
       for (let i = 0; i < list.size; i++) {
-        const slot = slots[i]!;
+        const slot = data[2 * i]!;
         if (!clean && this.textLength[slot]! < 0) continue;
-        const tf = text[i]! * normText[slot]! + contextWeight * context[i]! * normContext[slot]!;
+        const frequencies = data[2 * i + 1]!;
+        const tf = (frequencies & 255) * normText[slot]! + contextWeight * (frequencies >>> 8) * normContext[slot]!;
         if (scores[slot] === 0) touched.push(slot);
         scores[slot]! += (idf * tf) / (k1 + tf);
       }
@@ -300,8 +300,8 @@ export class KeywordIndex {
     for (const [term, list] of this.postings) {
       const kept = new Postings();
       for (let i = 0; i < list.size; i++) {
-        const slot = renumber[list.rows[i]!]!;
-        if (slot >= 0) kept.push(slot, list.text[i]!, list.context[i]!);
+        const slot = renumber[list.data[2 * i]!]!;
+        if (slot >= 0) kept.push(slot, list.data[2 * i + 1]! & 255, list.data[2 * i + 1]! >>> 8);
       }
       if (kept.size) this.postings.set(term, kept);
       else this.postings.delete(term);
@@ -314,7 +314,7 @@ export class KeywordIndex {
   /** Bytes held by the postings and row arrays (estimate: workerd reports no heap statistics). */
   memory(): number {
     let bytes = this.slotOf.byteLength + this.rowOf.byteLength * 4;
-    for (const [term, list] of this.postings) bytes += list.rows.byteLength + list.text.byteLength * 2 + 64 + term.length * 2;
+    for (const [term, list] of this.postings) bytes += list.data.byteLength + 200 + term.length * 2;
     return bytes;
   }
 }
