@@ -294,6 +294,22 @@ describe('the engine with the passage index', () => {
     expect(await query({ query: 'barnacles', namespace, mode: 'keyword', filter: { shelf: 'c' } })).toEqual([]);
   });
 
+  it('unpublishes a document whose marking ready fails, while its retry is pending, and publishes it on the retry', async () => {
+    const namespace = unique('retry');
+    const marker = unique('q');
+    const id = await stage(namespace, `Hermit crabs trade shells when they outgrow them. Marker ${marker}.`);
+    const result = await consumeOne(id, 1, failingMarkReady(new Error('D1 went away'), async () => {}));
+    expect(result.retryMessages.map((m) => m.msgId)).toEqual(['m1']);
+    expect((await services.documents.get(id))?.status).toBe('queued');
+    for (const mode of MODES) expect(await query({ query: `hermit crabs shells ${marker}`, namespace, mode }), mode).toEqual([]);
+    // The vectors stay, so the retry embeds nothing again and publishes the same chunks.
+    expect(await services.vectors.count(namespace)).toBeGreaterThan(0);
+
+    await consumeOne(id, 2, services);
+    expect((await services.documents.get(id))?.status).toBe('ready');
+    for (const mode of MODES) expect((await query({ query: `hermit crabs shells ${marker}`, namespace, mode }))[0]?.documentId, mode).toBe(id);
+  });
+
   for (const [kind, error, attempts] of [
     ['a transient error on the last attempt', new Error('D1 went away'), MAX_ATTEMPTS],
     ['a non-retryable error', new AppError('misconfigured', 'The catalog is misconfigured.'), 1],

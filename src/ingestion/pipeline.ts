@@ -144,10 +144,17 @@ async function index(services: Services, group: Prepared[]): Promise<Map<string,
   await publish(services, plans);
 
   // Vectorize applies writes in order: the group's last write covers all its documents.
-  const ready = await services.documents.markReady(
-    plans.map((p) => ({ id: p.document.id, chunkCount: p.records.length, embeddingModel: embedder.model })),
-    vectors.lastWrite?.() ?? null,
-  );
+  let ready: Set<string>;
+  try {
+    ready = await services.documents.markReady(
+      plans.map((p) => ({ id: p.document.id, chunkCount: p.records.length, embeddingModel: embedder.model })),
+      vectors.lastWrite?.() ?? null,
+    );
+  } catch (error) {
+    // Not ready, so not searchable while the retry is pending.
+    await unpublish(services, plans).catch((cause) => console.error('ingest: could not unpublish after a failure', cause));
+    throw error;
+  }
   const outcomes = new Map<string, IngestOutcome>();
   for (const plan of plans) {
     if (ready.has(plan.document.id)) {
@@ -196,6 +203,12 @@ async function publish(services: Services, plans: { document: DocumentRecord; re
     }
   }
   for (const [namespace, list] of calls) for (const { passages } of list) await index.publish(namespace, passages);
+}
+
+async function unpublish(services: Services, plans: { document: DocumentRecord; records: ChunkRecord[] }[]) {
+  const index = services.vectors;
+  if (!isPassageIndex(index)) return;
+  for (const { document, records } of plans) await index.unpublish(document.namespace, records.map((r) => r.id));
 }
 
 /** Removes every chunk row, keyword entry and vector of a document. */

@@ -40,6 +40,20 @@ export function writePassages(sql: SqlStorage, passages: IndexedPassage[]): { ro
   return { rows, missing };
 }
 
+/** Clears the passages of `ids` (inside the caller's transaction); returns the rowids that were published. */
+export function unpublishPassages(sql: SqlStorage, ids: string[]): number[] {
+  const rowids: number[] = [];
+  for (const id of ids) {
+    for (const { r } of sql.exec<{ r: number }>(
+      'UPDATE vectors SET text = NULL, context = NULL, passage = NULL WHERE id = ? AND text IS NOT NULL RETURNING rowid AS r',
+      id,
+    )) {
+      rowids.push(r);
+    }
+  }
+  return rowids;
+}
+
 /** The keyword index over every published passage, built from SQL. */
 export function buildKeywordIndex(sql: SqlStorage): KeywordIndex {
   const index = new KeywordIndex();

@@ -53,6 +53,10 @@ export class LocalVectorIndexClient implements PassageIndex {
     if (passages.length > 0) await this.call(() => this.stub(namespace).publish(passages));
   }
 
+  async unpublish(namespace: string, ids: string[]): Promise<void> {
+    if (ids.length > 0) await this.call(() => this.stub(namespace).unpublish(ids));
+  }
+
   async search({ namespace, vector, ...query }: PassageQuery): Promise<ScoredPassage[]> {
     const values = vector === null ? null : this.toArray(vector);
     return this.call(() => this.stub(namespace).search({ ...query, vector: values }));

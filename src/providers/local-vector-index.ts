@@ -2,7 +2,7 @@ import { DurableObject } from 'cloudflare:workers';
 import { Above, TopK } from './top-k';
 import { dot } from './vector-math';
 import { bad, Cache, compileFilter } from './local-vector-rows';
-import { addPassageColumns, buildKeywordIndex, passageTexts, readPassages, writePassages } from './local-passages';
+import { addPassageColumns, buildKeywordIndex, passageTexts, readPassages, unpublishPassages, writePassages } from './local-passages';
 import { DEFAULT_FEEDBACK, type KeywordIndex } from '../retrieval/keyword-index';
 import { reciprocalRankFusion } from '../retrieval/fusion';
 import type { IndexedPassage, MetadataFilter, PassageQuery, ScoredPassage, VectorMatch, VectorMetadata } from './types';
@@ -131,6 +131,12 @@ export class LocalVectorIndex extends DurableObject<Env> {
     });
     // A redelivered message or a reindex publishes unchanged chunks again: nothing to re-index.
     if (this.keywords) passages.forEach((p, i) => written[i]!.changed && this.keywords!.add(written[i]!.rowid, p.text, p.context));
+  }
+
+  /** Makes published chunks unsearchable again; their vectors stay. */
+  unpublish(ids: string[]): void {
+    const rowids = this.ctx.storage.transactionSync(() => unpublishPassages(this.sql, ids));
+    for (const r of rowids) this.keywords?.remove(r);
   }
 
   /**

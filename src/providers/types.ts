@@ -107,11 +107,14 @@ export interface PassageQuery {
 export interface PassageIndex extends VectorIndex {
   /** Makes chunks whose vectors are stored searchable, all of them at once. */
   publish(namespace: string, passages: IndexedPassage[]): Promise<void>;
+  /** Makes published chunks unsearchable again, keeping their vectors (ids not published are ignored). */
+  unpublish(namespace: string, ids: string[]): Promise<void>;
   search(query: PassageQuery): Promise<ScoredPassage[]>;
 }
 
 export function isPassageIndex(index: VectorIndex): index is PassageIndex {
-  return typeof (index as Partial<PassageIndex>).publish === 'function' && typeof (index as Partial<PassageIndex>).search === 'function';
+  const candidate = index as Partial<PassageIndex>;
+  return typeof candidate.publish === 'function' && typeof candidate.unpublish === 'function' && typeof candidate.search === 'function';
 }
 
 /** A write to an asynchronous vector index: its mutation id and when it was issued (ms). */
