@@ -4,19 +4,14 @@
 //   node --expose-gc scripts/bench-keyword-index.mjs [--data ../shared/data/scifact]
 import { parseArgs } from 'node:util';
 import { loadBeir } from './eval.mjs';
-import { engineModules } from './lib/engine-modules.mjs';
+import { corpusPassages, engineModules } from './lib/engine-modules.mjs';
 
 const { values: args } = parseArgs({
   options: { data: { type: 'string', default: new URL('../../shared/data/scifact', import.meta.url).pathname } },
 });
 const engine = await engineModules();
 const { corpus, queries } = loadBeir(args.data);
-const passages = [];
-for (const doc of corpus) {
-  for (const chunk of engine.chunkSections([{ text: doc.text }], { chunkSize: 512, chunkOverlap: 50 })) {
-    passages.push({ text: chunk.text, context: doc.title ?? '' });
-  }
-}
+const passages = corpusPassages(engine, corpus);
 const gc = globalThis.gc ?? (() => {});
 const used = () => (gc(), process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

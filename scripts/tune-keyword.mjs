@@ -6,7 +6,7 @@
 //   node scripts/tune-keyword.mjs [--split train] [--data DIR] [k1=0.9,1.2 b=0.4,0.75 fbRows=0,3 ...]
 import { parseArgs } from 'node:util';
 import { loadBeir } from './eval.mjs';
-import { engineModules } from './lib/engine-modules.mjs';
+import { corpusPassages, engineModules } from './lib/engine-modules.mjs';
 import { collapseToDocuments, evaluate, standardMetrics } from './lib/metrics.mjs';
 
 const { values: args, positionals } = parseArgs({
@@ -20,13 +20,7 @@ const { values: args, positionals } = parseArgs({
 const engine = await engineModules();
 const { corpus, queries, qrels } = loadBeir(args.data, args.split);
 
-// Passages as the engine makes them: default chunking, the title as context.
-const passages = [];
-for (const doc of corpus) {
-  for (const chunk of engine.chunkSections([{ text: doc.text }], { chunkSize: 512, chunkOverlap: 50 })) {
-    passages.push({ corpusId: String(doc._id), text: chunk.text, context: doc.title ?? '' });
-  }
-}
+const passages = corpusPassages(engine, corpus);
 
 // Each grid axis: name=v1,v2,… (defaults: the engine's); fbRows=0 turns feedback off.
 const { rows: fbRows, terms: fbTerms, originalWeight: fbOriginal } = engine.DEFAULT_FEEDBACK;

@@ -1,6 +1,6 @@
 import { stemmer } from 'stemmer';
 import { TopK } from '../providers/top-k';
-import { isStopword } from '../text/analyze';
+import { isStopword, UNSPACED_SCRIPT, WORD } from '../text/analyze';
 
 /**
  * An in-memory BM25F keyword index: the offline engine's keyword search, kept inside the
@@ -38,8 +38,6 @@ export interface Feedback {
   originalWeight: number;
 }
 
-const WORD = /[\p{L}\p{N}]+/gu;
-const UNSPACED_SCRIPT = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}\p{Script=Thai}]/u;
 
 const copy = (s: string) => (s.length >= 13 ? [...s].join('') : s);
 
@@ -266,7 +264,7 @@ export class KeywordIndex {
 
   /** Per slot, 1 / BM25 length normalisation of each field; recomputed after the index changes. */
   private normalisers(): { normText: Float32Array; normContext: Float32Array } {
-    if (this.norms && this.norms.normText.length === this.textLength.length) return this.norms;
+    if (this.norms) return this.norms;
     const { b, bContext } = this.params;
     const avgText = Math.max(this.totalText / this.rows, 1);
     const avgContext = Math.max(this.totalContext / this.rows, 1);

@@ -15,8 +15,8 @@ const STOPWORDS = new Set(
 );
 
 /** Letters and digits of any script; scripts written without spaces are split per character below. */
-const WORD = /[\p{L}\p{N}]+/gu;
-const UNSPACED_SCRIPT = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}\p{Script=Thai}]/u;
+export const WORD = /[\p{L}\p{N}]+/gu;
+export const UNSPACED_SCRIPT = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}\p{Script=Thai}]/u;
 
 export function isStopword(term: string): boolean {
   return STOPWORDS.has(term);
