@@ -2,8 +2,10 @@ import { Hono } from 'hono';
 import { AppError } from './errors';
 import type { AppEnv } from './http/app-env';
 import { limitBody } from './http/body-limit';
+import { corsForConfiguredOrigins, securityHeaders } from './http/browser-safety';
 import { chatCompletionsRoutes } from './http/routes/chat-completions';
 import { documentRoutes } from './http/routes/documents';
+import { keyRoutes } from './http/routes/keys';
 import { operationsRoutes } from './http/routes/operations';
 import { reindexRoutes } from './http/routes/reindex';
 import { retrievalRoutes } from './http/routes/retrieval';
@@ -14,14 +16,18 @@ const JSON_BODY_LIMIT = 1024 * 1024;
 
 export const app = new Hono<AppEnv>();
 
+app.use(securityHeaders());
 app.use(async (c, next) => {
   c.set('services', getServices(c.env));
   await next();
 });
+app.use(corsForConfiguredOrigins());
 
 app.route('/', operationsRoutes);
 app.route('/v1/documents', documentRoutes);
 app.route('/v1/reindex', reindexRoutes);
+app.use('/v1/keys', limitBody(JSON_BODY_LIMIT));
+app.route('/v1/keys', keyRoutes);
 app.use('/v1/query', limitBody(JSON_BODY_LIMIT));
 app.use('/v1/chat', limitBody(JSON_BODY_LIMIT));
 app.use('/v1/chat/completions', limitBody(JSON_BODY_LIMIT));
@@ -33,7 +39,11 @@ app.notFound((c) => c.json({ error: { code: 'not_found', message: `No route for 
 app.onError((error, c) => {
   if (error instanceof AppError) {
     if (error.status >= 500) console.error(error);
-    return c.json({ error: { code: error.code, message: error.message } }, error.status as 400);
+    const headers: Record<string, string> = { ...error.headers };
+    if (error.retryAfterSeconds !== undefined && (error.status === 429 || error.status === 503)) {
+      headers['Retry-After'] = String(Math.max(1, Math.ceil(error.retryAfterSeconds)));
+    }
+    return c.json({ error: { code: error.code, message: error.message } }, error.status as 400, headers);
   }
   console.error('unhandled error', c.req.method, c.req.path, error);
   return c.json({ error: { code: 'internal', message: 'Internal error.' } }, 500);

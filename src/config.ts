@@ -20,6 +20,16 @@ const FUSION_DEFAULTS = {
   openai: { rrfK: 60, vectorWeight: 1 },
 } as const;
 
+/**
+ * The local index keeps a namespace's vectors and keyword index in one Durable Object's
+ * 128 MB (about 3.5 KB a passage with 384-dimensional vectors, README "Memory"): 25,000
+ * passages leave room for the rest. Vectorize and D1 have no such per-namespace ceiling.
+ */
+const QUOTA_DEFAULTS = {
+  local: { passages: 25_000 },
+  vectorize: { passages: 0 },
+} as const;
+
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 const flag = (fallback: boolean) =>
   z
@@ -81,10 +91,32 @@ export const Config = z
     MAX_FILES_PER_UPLOAD: positiveInt(100),
     /** Documents processed at once within one queue batch. */
     INGEST_CONCURRENCY: positiveInt(8),
-    // Security.
+    // Security: API keys (src/security/), rate limits, tenants, browsers.
+    /** Off under `npm start`; `wrangler.toml` turns it on in production. */
     AUTH_ENABLED: flag(false),
+    /** The first admin key (a Worker secret, or `.dev.vars` under `npm start`). */
+    ADMIN_API_KEY: z.string().min(16, 'use at least 16 characters').optional(),
+    /** Token bucket per key: refilled at RATE_LIMIT_PER_MINUTE, holding at most RATE_LIMIT_BURST. */
     RATE_LIMIT_PER_MINUTE: positiveInt(60),
     RATE_LIMIT_BURST: positiveInt(20),
+    /** With auth off, limit anonymous requests per client IP (CF-Connecting-IP). */
+    RATE_LIMIT_ANONYMOUS: flag(false),
+    /**
+     * When the limiter cannot be reached: `reads-open` lets read-scope requests through
+     * and refuses the rest with 503, `open` lets everything through, `closed` refuses all.
+     */
+    RATE_LIMIT_UNAVAILABLE: z.enum(['reads-open', 'open', 'closed']).default('reads-open'),
+    /** /status and /metrics answer without a key (e.g. behind a private network). */
+    OPERATIONS_PUBLIC: flag(false),
+    /** Origins allowed to call the API from a browser (comma-separated, or *); none by default. */
+    CORS_ORIGINS: z
+      .string()
+      .default('')
+      .transform((list) => list.split(',').map((o) => o.trim()).filter(Boolean)),
+    /** Per-namespace quotas; 0 means none. QUOTA_PASSAGES defaults per vector index (see QUOTA_DEFAULTS). */
+    QUOTA_DOCUMENTS: z.coerce.number().int().min(0).default(0),
+    QUOTA_BYTES: z.coerce.number().int().min(0).default(0),
+    QUOTA_PASSAGES: z.coerce.number().int().min(0).optional(),
   })
   .refine((c) => c.CHUNK_OVERLAP < c.CHUNK_SIZE, {
     message: 'must be smaller than CHUNK_SIZE',
@@ -98,6 +130,7 @@ export const Config = z
     ...c,
     RRF_K: c.RRF_K ?? FUSION_DEFAULTS[c.EMBEDDING_PROVIDER].rrfK,
     VECTOR_WEIGHT: c.VECTOR_WEIGHT ?? FUSION_DEFAULTS[c.EMBEDDING_PROVIDER].vectorWeight,
+    QUOTA_PASSAGES: c.QUOTA_PASSAGES ?? QUOTA_DEFAULTS[c.VECTOR_PROVIDER].passages,
   }));
 export type Config = z.infer<typeof Config>;
 

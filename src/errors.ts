@@ -6,6 +6,9 @@
 export type ErrorCode =
   | 'bad_request'
   | 'invalid_json'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'quota_exceeded'
   | 'not_found'
   | 'payload_too_large'
   | 'unsupported_media_type'
@@ -14,11 +17,15 @@ export type ErrorCode =
   | 'provider_error'
   | 'provider_timeout'
   | 'misconfigured'
+  | 'unavailable'
   | 'internal';
 
 const STATUS: Record<ErrorCode, number> = {
   bad_request: 400,
   invalid_json: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  quota_exceeded: 403,
   not_found: 404,
   payload_too_large: 413,
   unsupported_media_type: 415,
@@ -26,7 +33,9 @@ const STATUS: Record<ErrorCode, number> = {
   rate_limited: 429,
   provider_error: 502,
   provider_timeout: 504,
-  misconfigured: 500,
+  // The operator's to fix, not the client's; 503 tells a load balancer this instance is not ready.
+  misconfigured: 503,
+  unavailable: 503,
   internal: 500,
 };
 
@@ -37,11 +46,13 @@ export class AppError extends Error {
   readonly retryable: boolean;
   /** When the backend said how long to wait (Retry-After), in seconds. */
   readonly retryAfterSeconds?: number;
+  /** Response headers the answer needs (WWW-Authenticate, RateLimit…). */
+  readonly headers?: Record<string, string>;
 
   constructor(
     code: ErrorCode,
     message: string,
-    options: { retryable?: boolean; retryAfterSeconds?: number; cause?: unknown } = {},
+    options: { retryable?: boolean; retryAfterSeconds?: number; headers?: Record<string, string>; cause?: unknown } = {},
   ) {
     super(message, { cause: options.cause });
     this.name = 'AppError';
@@ -49,6 +60,7 @@ export class AppError extends Error {
     this.status = STATUS[code];
     this.retryable = options.retryable ?? false;
     this.retryAfterSeconds = options.retryAfterSeconds;
+    this.headers = options.headers;
   }
 }
 

@@ -1,6 +1,8 @@
 import { type Config, loadConfig } from './config';
 import type { IngestMessage } from './ingestion/messages';
 import { createProviders } from './providers';
+import { AccessControl } from './security/access';
+import { ApiKeyStore } from './storage/api-keys';
 import type { ChatModel, EmbeddingProvider, Reranker, VectorIndex } from './providers/types';
 import { ChunkStore } from './storage/chunks';
 import { DocumentStore } from './storage/documents';
@@ -11,6 +13,9 @@ export interface Services {
   db: D1Database;
   documents: DocumentStore;
   chunks: ChunkStore;
+  keys: ApiKeyStore;
+  /** Authentication, scopes and rate limits. */
+  access: AccessControl;
   originals: R2Bucket;
   queue: Queue<IngestMessage>;
   embedder: EmbeddingProvider;
@@ -26,11 +31,14 @@ export function getServices(env: Env): Services {
   const cached = cache.get(env);
   if (cached) return cached;
   const config = loadConfig(env);
+  const keys = new ApiKeyStore(env.DB);
   const services: Services = {
     config,
     db: env.DB,
     documents: new DocumentStore(env.DB),
     chunks: new ChunkStore(env.DB),
+    keys,
+    access: new AccessControl(config, env.RATE_LIMITER, keys),
     originals: env.ORIGINALS,
     queue: env.INGEST_QUEUE as Queue<IngestMessage>,
     ...createProviders(env, config),

@@ -1,7 +1,15 @@
+import type { Principal } from '../security/principal';
+import type { LimitView } from '../security/rate-limiter';
 import type { Services } from '../services';
 
 /** Hono's typing of this app: the Worker's bindings and the per-request services. */
 export interface AppEnv {
   Bindings: Env;
-  Variables: { services: Services };
+  Variables: {
+    services: Services;
+    /** Who is asking; set by `guard` on every route that has one. */
+    principal: Principal;
+    /** The bucket this request was charged to, for the RateLimit headers; null when none was. */
+    rateLimit: LimitView | null;
+  };
 }

@@ -3,9 +3,18 @@ import { z } from 'zod';
 import type { Config } from '../config';
 import { AppError } from '../errors';
 import type { SearchRequest } from '../retrieval/search';
+import type { Principal } from '../security/principal';
+import { namespaceFor } from './tenancy';
 
-/** Reads a JSON body and validates it, answering 400 with what is wrong. */
+/**
+ * Reads a JSON body and validates it, answering 400 with what is wrong. Only an
+ * `application/json` body is read (415 otherwise): a browser sends that type cross-site only
+ * after a CORS preflight, so a form on another site cannot post to the API.
+ */
 export async function readJson<T extends z.ZodType>(c: Context, schema: T): Promise<z.infer<T>> {
+  if (!isJson(c.req.header('content-type'))) {
+    throw new AppError('unsupported_media_type', 'Send the body as JSON with "Content-Type: application/json".');
+  }
   let body: unknown;
   try {
     body = await c.req.json();
@@ -13,6 +22,10 @@ export async function readJson<T extends z.ZodType>(c: Context, schema: T): Prom
     throw new AppError('invalid_json', 'The request body is not valid JSON.');
   }
   return validate(schema, body);
+}
+
+export function isJson(contentType: string | undefined): boolean {
+  return /^application\/json\s*(;|$)/i.test(contentType ?? '');
 }
 
 export function validate<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
@@ -59,14 +72,15 @@ export const Retrieval = {
   mode: z.enum(['hybrid', 'vector', 'keyword']).default('hybrid'),
 };
 
-/** The search options of a request, with the configured defaults filled in. */
+/** The search options of a request, with the configured defaults filled in and its namespace checked. */
 export function retrievalOptions(
   body: { topK?: number; namespace?: string; filter?: SearchRequest['filter']; mode: SearchRequest['mode'] },
   config: Config,
+  principal: Principal,
 ): Omit<SearchRequest, 'query'> {
   return {
     topK: body.topK ?? config.DEFAULT_TOP_K,
-    namespace: body.namespace ?? config.DEFAULT_NAMESPACE,
+    namespace: namespaceFor(principal, body.namespace, config),
     filter: body.filter,
     mode: body.mode,
   };

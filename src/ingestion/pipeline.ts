@@ -6,6 +6,7 @@ import type { DocumentRecord } from '../storage/documents';
 import { sha256Hex } from '../text/hash';
 import { type Chunk, chunkSections } from './chunker';
 import { parseDocument } from './parsers';
+import { PassageBudget } from './quotas';
 
 export type IngestOutcome =
   | { status: 'ready'; chunkCount: number; embedded: number; removed: number }
@@ -58,12 +59,14 @@ export async function ingestDocuments(services: Services, ids: string[]): Promis
     }
   };
   const documents = [...claimed].map((id) => found.get(id) as DocumentRecord);
+  const budget = new PassageBudget(services.config.QUOTA_PASSAGES, services.chunks);
   const concurrency = services.config.INGEST_CONCURRENCY;
   for (let i = 0; i < documents.length; i += concurrency) {
     await Promise.all(
       documents.slice(i, i + concurrency).map(async (document) => {
         try {
           const records = await prepare(services, document);
+          await budget.reserve(document.namespace, records.length, document.chunkCount);
           pending.push({ document, records });
           pendingChunks += records.length;
         } catch (error) {

@@ -5,6 +5,7 @@ import type { DocumentStatus, NewDocument } from '../storage/documents';
 import { sha256Hex } from '../text/hash';
 import { detectType } from './detect';
 import { sendIngestMessages } from './messages';
+import { checkUploadQuotas } from './quotas';
 import { API_UPLOAD_PREFIX } from './r2-events';
 
 export interface UploadFile {
@@ -66,6 +67,10 @@ export async function acceptUploads(
     if (!known || known.status === 'failed') fresh.set(item.document.id, item);
   }
 
+  await checkUploadQuotas(services, options.namespace, {
+    documents: [...fresh.values()].filter((item) => !existing.has(item.document.id)).length,
+    bytes: [...fresh.values()].reduce((sum, item) => sum + (existing.has(item.document.id) ? 0 : item.document.size), 0),
+  });
   await Promise.all(
     [...fresh.values()].map(({ document, bytes }) =>
       services.originals.put(document.r2Key, bytes, {

@@ -121,8 +121,12 @@ export class ChunkStore {
     return results.map((row) => row.id);
   }
 
-  async count(): Promise<number> {
-    const row = await this.#db.prepare('SELECT COUNT(*) AS n FROM chunks').first<{ n: number }>();
+  /** Chunks in all namespaces, or in one. */
+  async count(namespace?: string): Promise<number> {
+    const statement = namespace
+      ? this.#db.prepare('SELECT COUNT(*) AS n FROM chunks WHERE namespace = ?').bind(namespace)
+      : this.#db.prepare('SELECT COUNT(*) AS n FROM chunks');
+    const row = await statement.first<{ n: number }>();
     return row?.n ?? 0;
   }
 }

@@ -210,6 +210,15 @@ export class DocumentStore {
     return results.map((row) => row.id);
   }
 
+  /** What a namespace holds, for its quotas. */
+  async usage(namespace: string): Promise<{ documents: number; bytes: number }> {
+    const row = await this.#db
+      .prepare('SELECT COUNT(*) AS documents, COALESCE(SUM(size), 0) AS bytes FROM documents WHERE namespace = ?')
+      .bind(namespace)
+      .first<{ documents: number; bytes: number }>();
+    return { documents: row?.documents ?? 0, bytes: row?.bytes ?? 0 };
+  }
+
   async countByStatus(): Promise<Record<DocumentStatus, number>> {
     const { results } = await this.#db
       .prepare('SELECT status, COUNT(*) AS n FROM documents GROUP BY status')

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { citationsOf, startAnswer } from '../../generation/answer';
 import type { ChatMessage } from '../../providers/types';
 import type { AppEnv } from '../app-env';
+import { guard, ROUTE_COST } from '../guard';
 import { readJson, Retrieval, retrievalOptions } from '../validation';
 
 /** OpenAI's message content: a string, or parts of which the text ones are read. */
@@ -38,10 +39,10 @@ function toChatMessages(messages: z.infer<typeof ChatCompletionsBody>['messages'
  */
 export const chatCompletionsRoutes = new Hono<AppEnv>();
 
-chatCompletionsRoutes.post('/', async (c) => {
-  const { services } = c.var;
+chatCompletionsRoutes.post('/', guard('read', { cost: ROUTE_COST.chat }), async (c) => {
+  const { services, principal } = c.var;
   const body = await readJson(c, ChatCompletionsBody);
-  const { passages, pieces } = await startAnswer(services, toChatMessages(body.messages), retrievalOptions(body, services.config));
+  const { passages, pieces } = await startAnswer(services, toChatMessages(body.messages), retrievalOptions(body, services.config, principal));
   const id = `chatcmpl-${crypto.randomUUID().replaceAll('-', '')}`;
   const created = Math.floor(Date.now() / 1000);
   const model = services.chat.model;

@@ -6,7 +6,9 @@ import { removeFromIndexes } from '../../ingestion/pipeline';
 import { acceptUploads, type UploadFile } from '../../ingestion/upload';
 import type { AppEnv } from '../app-env';
 import { limitBody } from '../body-limit';
+import { chargeMore, guard, ROUTE_COST } from '../guard';
 import { presentDocument } from '../present';
+import { listingNamespace, namespaceFor, visibleDocument } from '../tenancy';
 import { Metadata, Namespace, readJson, validate } from '../validation';
 
 const TextDocument = z.object({
@@ -33,9 +35,10 @@ export const documentRoutes = new Hono<AppEnv>();
 
 documentRoutes.post(
   '/',
+  guard('write', { cost: ROUTE_COST.perUploadedFile }),
   (c, next) => limitBody(c.var.services.config.MAX_UPLOAD_BYTES)(c, next),
   async (c) => {
-    const { services } = c.var;
+    const { services, principal } = c.var;
     const contentType = c.req.header('content-type') ?? '';
     let files: UploadFile[];
     let namespace: string | undefined;
@@ -77,33 +80,31 @@ documentRoutes.post(
     if (files.length > services.config.MAX_FILES_PER_UPLOAD) {
       throw new AppError('bad_request', `At most ${services.config.MAX_FILES_PER_UPLOAD} files per request.`);
     }
-    const documents = await acceptUploads(services, files, {
-      namespace: namespace ?? services.config.DEFAULT_NAMESPACE,
-      metadata,
-    });
+    const target = namespaceFor(principal, namespace, services.config);
+    await chargeMore(c, 'write', (files.length - 1) * ROUTE_COST.perUploadedFile);
+    const documents = await acceptUploads(services, files, { namespace: target, metadata });
     return c.json({ documents }, 202);
   },
 );
 
-documentRoutes.get('/', async (c) => {
+documentRoutes.get('/', guard('read'), async (c) => {
+  const { services, principal } = c.var;
   const query = validate(ListQuery, c.req.query());
-  const page = await c.var.services.documents.list(query);
+  const page = await services.documents.list({ ...query, namespace: listingNamespace(principal, query.namespace, services.config) });
   return c.json({ documents: page.documents.map((d) => presentDocument(d)), nextCursor: page.nextCursor });
 });
 
-documentRoutes.get('/:id', async (c) => {
-  const { documents, vectors } = c.var.services;
-  const document = await documents.get(c.req.param('id'));
-  if (!document) throw new AppError('not_found', 'No document with this id.');
+documentRoutes.get('/:id', guard('read'), async (c) => {
+  const { vectors } = c.var.services;
+  const document = await visibleDocument(c, c.req.param('id'));
   const write = document.status === 'ready' ? document.vectorWrite : null;
   const searchable = write && vectors.isApplied ? await vectors.isApplied(write) : document.status === 'ready';
   return c.json(presentDocument(document, searchable));
 });
 
-documentRoutes.delete('/:id', async (c) => {
+documentRoutes.delete('/:id', guard('write'), async (c) => {
   const { services } = c.var;
-  const document = await services.documents.get(c.req.param('id'));
-  if (!document) throw new AppError('not_found', 'No document with this id.');
+  const document = await visibleDocument(c, c.req.param('id'));
   // Index entries first, then the row, then the original: a failure part-way leaves a
   // document that is still listed and can be deleted again, never an orphan.
   await removeFromIndexes(services, document);
@@ -112,10 +113,9 @@ documentRoutes.delete('/:id', async (c) => {
   return c.json({ id: document.id, deleted: true });
 });
 
-documentRoutes.post('/:id/reindex', async (c) => {
+documentRoutes.post('/:id/reindex', guard('write'), async (c) => {
   const { services } = c.var;
-  const document = await services.documents.get(c.req.param('id'));
-  if (!document) throw new AppError('not_found', 'No document with this id.');
+  const document = await visibleDocument(c, c.req.param('id'));
   await services.documents.markQueued([document.id]);
   await sendIngestMessages(services.queue, [document.id]);
   return c.json({ id: document.id, status: 'queued' }, 202);

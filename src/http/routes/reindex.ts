@@ -2,17 +2,22 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import { sendIngestMessages } from '../../ingestion/messages';
 import type { AppEnv } from '../app-env';
+import { guard } from '../guard';
+import { namespaceFor, requireAdmin } from '../tenancy';
 import { Namespace, validate } from '../validation';
 
 export const reindexRoutes = new Hono<AppEnv>();
 
 /**
- * Re-ingests every document (or one namespace's) from its original in R2, e.g. after a
- * change of chunking or embedding model. Unchanged chunks keep their vectors.
+ * Re-ingests one namespace's documents (`write`), or every document (`admin`), from the
+ * originals in R2, e.g. after a change of chunking or embedding model. Unchanged chunks keep
+ * their vectors.
  */
-reindexRoutes.post('/', async (c) => {
-  const { services } = c.var;
+reindexRoutes.post('/', guard('write'), async (c) => {
+  const { services, principal } = c.var;
   const { namespace } = validate(z.object({ namespace: Namespace.optional() }), c.req.query());
+  if (namespace === undefined) requireAdmin(principal, 'Re-indexing every namespace');
+  else namespaceFor(principal, namespace, services.config);
   const ids = await services.documents.allIds(namespace);
   await services.documents.markQueued(ids);
   await sendIngestMessages(services.queue, ids);

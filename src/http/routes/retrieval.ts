@@ -4,9 +4,9 @@ import { z } from 'zod';
 import { citationsOf, startAnswer } from '../../generation/answer';
 import { search } from '../../retrieval/search';
 import type { AppEnv } from '../app-env';
+import { guard, ROUTE_COST } from '../guard';
 import { presentPassage } from '../present';
 import { readJson, Retrieval, retrievalOptions } from '../validation';
-
 
 const QueryBody = z.object({ query: z.string().trim().min(1).max(4096), ...Retrieval });
 
@@ -24,18 +24,18 @@ const ChatBody = z
 
 export const retrievalRoutes = new Hono<AppEnv>();
 
-retrievalRoutes.post('/query', async (c) => {
-  const { services } = c.var;
+retrievalRoutes.post('/query', guard('read'), async (c) => {
+  const { services, principal } = c.var;
   const body = await readJson(c, QueryBody);
-  const passages = await search(services, { query: body.query, ...retrievalOptions(body, services.config) });
+  const passages = await search(services, { query: body.query, ...retrievalOptions(body, services.config, principal) });
   return c.json({ query: body.query, passages: passages.map(presentPassage) });
 });
 
-retrievalRoutes.post('/chat', async (c) => {
-  const { services } = c.var;
+retrievalRoutes.post('/chat', guard('read', { cost: ROUTE_COST.chat }), async (c) => {
+  const { services, principal } = c.var;
   const body = await readJson(c, ChatBody);
   const messages = body.messages ?? [{ role: 'user' as const, content: body.query ?? '' }];
-  const { passages, pieces } = await startAnswer(services, messages, retrievalOptions(body, services.config));
+  const { passages, pieces } = await startAnswer(services, messages, retrievalOptions(body, services.config, principal));
 
   if (!body.stream) {
     let answer = '';
