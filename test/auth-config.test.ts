@@ -30,7 +30,7 @@ describe('auth on with no way in', () => {
   it('answers every /v1 route 503 misconfigured, naming the fix, and never serves it open', async () => {
     const call = engine({ AUTH_ENABLED: 'true' });
     for (const [method, path] of V1_ROUTES) {
-      for (const headers of [{}, { authorization: 'Bearer rag_0123456789ab_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }]) {
+      for (const headers of [{} as Record<string, string>, { authorization: 'Bearer rag_0123456789ab_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }]) {
         const response = await call(path, { method, headers: { 'content-type': 'application/json', ...headers }, body: method === 'POST' ? '{}' : undefined });
         expect(response.status, `${method} ${path}`).toBe(503);
         const body = (await response.json()) as { error: { code: string; message: string } };
