@@ -2,7 +2,7 @@
 // Small end-to-end benchmark (a few minutes) against a running engine; prints one table.
 //
 //   npm run bench -- [--url http://127.0.0.1:8787] [--data ../shared/data/scifact]
-//     [--queries 100] [--others 1000] [--namespace bench-<time>] [--keep]
+//     [--queries 100] [--others 1000] [--namespace bench-<time>] [--keep] [--api-key K]
 //
 // (a) ingest: the documents judged for the first --queries SciFact test queries plus
 //     --others unjudged ones (spread evenly over the corpus), into a fresh namespace;
@@ -14,18 +14,24 @@
 //     concurrency 10 (through scripts/loadtest.mjs --json when present, else a small
 //     bounded loop here).
 // The namespace is deleted afterwards unless --keep.
+// --api-key K is sent as `Authorization: Bearer K` on every request but /health, and passed
+// on to scripts/loadtest.mjs (the engine with auth on wants a key with the read and write
+// scopes); a refused key stops the run with the engine's reason.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
+  authHeaders,
   checkEngine,
   fmt,
   idMap,
   loadBeir,
+  refusal,
   resolveTopK,
   runQueries,
+  setApiKey,
   table,
   upload,
   waitUntilSettled,
@@ -33,26 +39,40 @@ import {
 import { evaluate, mrrAt, ndcgAt, percentile, recallAt } from './lib/metrics.mjs';
 
 const HERE = resolve(fileURLToPath(import.meta.url), '..');
-const { values: args } = parseArgs({
-  options: {
-    url: { type: 'string', default: 'http://127.0.0.1:8787' },
-    data: { type: 'string', default: resolve(HERE, '../../shared/data/scifact') },
-    queries: { type: 'string', default: '100' },
-    others: { type: 'string', default: '1000' },
-    namespace: { type: 'string' },
-    keep: { type: 'boolean', default: false },
-  },
-});
+const USAGE = `usage: npm run bench -- [--url URL] [--data DIR] [--queries 100] [--others 1000]
+       [--namespace bench-<time>] [--keep] [--api-key K]`;
+let args;
+try {
+  ({ values: args } = parseArgs({
+    options: {
+      url: { type: 'string', default: 'http://127.0.0.1:8787' },
+      data: { type: 'string', default: resolve(HERE, '../../shared/data/scifact') },
+      queries: { type: 'string', default: '100' },
+      others: { type: 'string', default: '1000' },
+      namespace: { type: 'string' },
+      keep: { type: 'boolean', default: false },
+      'api-key': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  }));
+} catch (error) {
+  console.error(`${error.message}\n${USAGE}`);
+  process.exit(2);
+}
+if (args.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+setApiKey(args['api-key']);
 const url = args.url.replace(/\/$/, '');
 const log = (...parts) => console.error(...parts);
 const started = performance.now();
-
-try {
-  await checkEngine(url);
-} catch (error) {
+const fail = (error) => {
   console.error(error.message);
   process.exit(1);
-}
+};
+
+await checkEngine(url).catch(fail);
 
 // ── (a) ingest ────────────────────────────────────────────────────────────────────────
 const data = loadBeir(args.data, 'test');
@@ -66,14 +86,14 @@ const namespace = args.namespace ?? `bench-${Date.now().toString(36)}`;
 
 log(`(a) uploading ${subset.length} documents (${judged.size} judged + ${others.length} others) to ${namespace}…`);
 const t0 = performance.now();
-const uploaded = await upload(url, namespace, subset);
+const uploaded = await upload(url, namespace, subset).catch(fail);
 const uploadS = (performance.now() - t0) / 1000;
-const { failed } = await waitUntilSettled(url, namespace, { intervalMs: 100 });
+const { failed } = await waitUntilSettled(url, namespace, { intervalMs: 100 }).catch(fail);
 const readyS = (performance.now() - t0) / 1000;
 
 // ── (b) quality ───────────────────────────────────────────────────────────────────────
 const ids = idMap(namespace, subset);
-const topK = await resolveTopK(url, namespace, 100);
+const topK = await resolveTopK(url, namespace, 100).catch(fail);
 const qrels = new Map(queryIds.map((id) => [id, data.qrels.get(id)]));
 const items = queryIds.filter((id) => data.queries.has(id)).map((id) => [id, data.queries.get(id)]);
 const metrics = [
@@ -98,7 +118,7 @@ async function load(concurrency, requests, durationS) {
     const out = spawnSync(
       process.execPath,
       [loadtest, '--url', url, '--namespace', namespace, '--concurrency', String(concurrency), '--requests', String(requests),
-        '--duration', String(durationS), '--compare-health', '--json'],
+        '--duration', String(durationS), '--compare-health', '--json', ...(args['api-key'] ? ['--api-key', args['api-key']] : [])],
       { encoding: 'utf8', maxBuffer: 16 << 20 },
     );
     try {
@@ -125,7 +145,11 @@ async function loop(target, concurrency, requests, durationS) {
       const init =
         target === 'health'
           ? {}
-          : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: queryTexts[n % queryTexts.length], namespace }) };
+          : {
+              method: 'POST',
+              headers: { ...authHeaders, 'content-type': 'application/json' },
+              body: JSON.stringify({ query: queryTexts[n % queryTexts.length], namespace }),
+            };
       const t = performance.now();
       try {
         const response = await fetch(`${url}${target === 'health' ? '/health' : '/v1/query'}`, { ...init, signal: AbortSignal.timeout(30_000) });
@@ -169,12 +193,18 @@ if (!args.keep) {
   const toDelete = [...ids.keys()];
   let next = 0;
   let deleted = 0;
+  let refused = null; // a refused key refuses every delete alike: stop at the first
   const remove = async (id) => {
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {
-        const response = await fetch(`${url}/v1/documents/${id}`, { method: 'DELETE' });
-        await response.arrayBuffer();
+        const response = await fetch(`${url}/v1/documents/${id}`, { method: 'DELETE', headers: { ...authHeaders } });
+        const text = await response.text();
         if (response.ok || response.status === 404) return response.ok;
+        const why = refusal(response.status, text);
+        if (why) {
+          refused = why;
+          return false;
+        }
       } catch {
         /* retried */
       }
@@ -184,8 +214,9 @@ if (!args.keep) {
   };
   await Promise.all(
     Array.from({ length: 4 }, async () => {
-      while (next < toDelete.length) if (await remove(toDelete[next++])) deleted++;
+      while (next < toDelete.length && !refused) if (await remove(toDelete[next++])) deleted++;
     }),
   );
+  if (refused) log(`cleanup stopped: ${refused}`);
   log(`cleanup: ${deleted}/${toDelete.length} documents of ${namespace} deleted in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 }

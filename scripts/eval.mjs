@@ -3,7 +3,7 @@
 //
 //   node scripts/eval.mjs [--url http://127.0.0.1:8787] [--data ../shared/data/scifact]
 //     [--split test|train] [--namespace beir-<dataset>] [--mode hybrid|vector|keyword]
-//     [--top-k 100] [--limit-queries N] [--skip-ingest] [--concurrency 4] [--json]
+//     [--top-k 100] [--limit-queries N] [--skip-ingest] [--concurrency 4] [--api-key K] [--json]
 //
 // Uploads the corpus (JSON bulk, metadata { corpusId }) unless --skip-ingest or the
 // namespace already holds it, waits until nothing of the namespace is queued or processing,
@@ -14,6 +14,10 @@
 // documents keeping each one's best rank. The API caps topK (50 at the time of writing,
 // src/http/routes/retrieval.ts): a larger --top-k is probed and, if refused, the cap is
 // used and the deep recall is reported as Recall@<cap>, never labelled Recall@100.
+//
+// --api-key K is sent as `Authorization: Bearer K` on every request but /health (the engine
+// with auth on wants a key with the read scope, and write to upload). A 401/403 stops the run
+// with the engine's reason.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
@@ -27,6 +31,42 @@ export const API_MAX_TOP_K = 100;
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (...parts) => console.error(...parts);
+
+const USAGE = `usage: node scripts/eval.mjs [--url URL] [--data DIR] [--split test|train] [--namespace ns]
+       [--mode hybrid|vector|keyword] [--top-k 100] [--limit-queries N] [--skip-ingest]
+       [--concurrency 4] [--api-key K] [--json]`;
+
+/**
+ * Headers every request to the engine made here carries, but /health: `authorization` once
+ * setApiKey has been given a key, nothing otherwise. Scripts with their own requests spread it too.
+ */
+export const authHeaders = {};
+
+/** Sends `key` as `Authorization: Bearer <key>` from now on; no key (undefined or '') sends none. */
+export function setApiKey(key) {
+  delete authHeaders.authorization;
+  if (key) authHeaders.authorization = `Bearer ${key}`;
+}
+
+/** Whether an answer with this status may be a refused key (read its body with `refusal`). */
+export const mayBeRefusal = (status) => status === 401 || status === 403;
+
+/**
+ * For an answer that refused the request's key (or its lack of one), a readable message with
+ * the engine's reason; null for any other answer (a 403 quota_exceeded is not about keys).
+ */
+export function refusal(status, text = '') {
+  if (!mayBeRefusal(status)) return null;
+  let error;
+  try {
+    error = JSON.parse(text)?.error;
+  } catch {
+    /* not JSON */
+  }
+  if (error?.code === 'quota_exceeded') return null;
+  const hint = authHeaders.authorization ? 'check that --api-key is valid and has the scope and namespace this needs' : 'pass --api-key';
+  return `the engine refused the API key (${status}): ${hint}${typeof error?.message === 'string' ? ` (${error.message})` : ''}`;
+}
 
 function readJsonl(path) {
   return readFileSync(path, 'utf8')
@@ -72,7 +112,12 @@ export async function checkEngine(url) {
 }
 
 async function exists(url, id) {
-  const response = await fetch(`${url}/v1/documents/${id}`);
+  const response = await fetch(`${url}/v1/documents/${id}`, { headers: { ...authHeaders } });
+  if (mayBeRefusal(response.status)) {
+    const refused = refusal(response.status, await response.text());
+    if (refused) throw new Error(refused);
+    return false;
+  }
   await response.body?.cancel();
   return response.status === 200;
 }
@@ -103,15 +148,21 @@ export async function upload(url, namespace, docs, { batch = 50, concurrency = 4
       // Up to 3 attempts: a 5xx or a dropped connection (e.g. `wrangler dev` reloading) is retried.
       let response;
       for (let attempt = 1; attempt <= 3; attempt++) {
-        response = await fetch(`${url}/v1/documents`, { method: 'POST', headers: { 'content-type': 'application/json' }, body }).catch(
-          (error) => ({ status: 0, text: async () => error.message }),
-        );
+        response = await fetch(`${url}/v1/documents`, {
+          method: 'POST',
+          headers: { ...authHeaders, 'content-type': 'application/json' },
+          body,
+        }).catch((error) => ({ status: 0, text: async () => error.message }));
         if (response.status === 202 || (response.status >= 400 && response.status < 500)) break;
         if (attempt < 3) await sleep(2000 * attempt);
       }
       if (response.status !== 202) {
+        const text = await response.text();
+        // A refused key refuses every later batch alike: stop with the reason.
+        const refused = refusal(response.status, text);
+        if (refused) throw new Error(refused);
         failedUploads += slice.length;
-        log('upload failed', slice[0]._id, response.status, (await response.text()).slice(0, 300));
+        log('upload failed', slice[0]._id, response.status, text.slice(0, 300));
         continue;
       }
       const { documents } = await response.json();
@@ -127,7 +178,13 @@ export async function upload(url, namespace, docs, { batch = 50, concurrency = 4
 }
 
 async function countInNamespace(url, namespace, status) {
-  const response = await fetch(`${url}/v1/documents?namespace=${namespace}&status=${status}&limit=100`);
+  const response = await fetch(`${url}/v1/documents?namespace=${namespace}&status=${status}&limit=100`, {
+    headers: { ...authHeaders },
+  });
+  if (!response.ok) {
+    const text = await response.text();
+    throw new Error(refusal(response.status, text) ?? `listing ${status} documents of ${namespace} failed: HTTP ${response.status} ${text.slice(0, 300)}`);
+  }
   const body = await response.json();
   return { n: body.documents.length, more: body.nextCursor != null };
 }
@@ -152,11 +209,13 @@ export async function waitUntilSettled(url, namespace, { timeoutSeconds = 900, i
 export async function resolveTopK(url, namespace, wanted) {
   const response = await fetch(`${url}/v1/query`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { ...authHeaders, 'content-type': 'application/json' },
     body: JSON.stringify({ query: 'probe', topK: wanted, namespace, mode: 'keyword' }),
   });
   const text = await response.text();
   if (response.ok) return wanted;
+  const refused = refusal(response.status, text);
+  if (refused) throw new Error(refused);
   if (response.status === 400) {
     const cap = Number(/<=\s*(\d+)/.exec(text)?.[1] ?? API_MAX_TOP_K);
     return Math.min(wanted, cap);
@@ -164,18 +223,21 @@ export async function resolveTopK(url, namespace, wanted) {
   throw new Error(`query probe failed: HTTP ${response.status} ${text.slice(0, 300)}`);
 }
 
-/** One query; returns { passages, ms, error? }. */
+/** One query; returns { passages, ms, error?, refused? } (refused: the key was refused; error says so). */
 export async function query(url, body) {
   const started = performance.now();
   try {
     const response = await fetch(`${url}/v1/query`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { ...authHeaders, 'content-type': 'application/json' },
       body: JSON.stringify(body),
     });
-    const payload = await response.json();
+    const text = await response.text();
     const ms = performance.now() - started;
+    const refused = refusal(response.status, text);
+    if (refused) return { passages: [], ms, error: refused, refused: true };
     if (!response.ok) return { passages: [], ms, error: `HTTP ${response.status}` };
+    const payload = JSON.parse(text);
     return { passages: payload.passages, ms };
   } catch (error) {
     return { passages: [], ms: performance.now() - started, error: error.message };
@@ -222,20 +284,33 @@ export function table(rows) {
 export const fmt = (x, digits = 4) => (Number.isFinite(x) ? x.toFixed(digits) : 'n/a');
 
 async function main() {
-  const { values: args } = parseArgs({
-    options: {
-      url: { type: 'string', default: 'http://127.0.0.1:8787' },
-      data: { type: 'string', default: resolve(REPO, '../shared/data/scifact') },
-      split: { type: 'string', default: 'test' },
-      namespace: { type: 'string' },
-      mode: { type: 'string', default: 'hybrid' },
-      'top-k': { type: 'string', default: '100' },
-      'limit-queries': { type: 'string' },
-      'skip-ingest': { type: 'boolean', default: false },
-      concurrency: { type: 'string', default: '4' },
-      json: { type: 'boolean', default: false },
-    },
-  });
+  let args;
+  try {
+    ({ values: args } = parseArgs({
+      options: {
+        url: { type: 'string', default: 'http://127.0.0.1:8787' },
+        data: { type: 'string', default: resolve(REPO, '../shared/data/scifact') },
+        split: { type: 'string', default: 'test' },
+        namespace: { type: 'string' },
+        mode: { type: 'string', default: 'hybrid' },
+        'top-k': { type: 'string', default: '100' },
+        'limit-queries': { type: 'string' },
+        'skip-ingest': { type: 'boolean', default: false },
+        concurrency: { type: 'string', default: '4' },
+        'api-key': { type: 'string' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
+  } catch (error) {
+    console.error(`${error.message}\n${USAGE}`);
+    process.exit(2);
+  }
+  if (args.help) {
+    console.log(USAGE);
+    return;
+  }
+  setApiKey(args['api-key']);
   if (!['hybrid', 'vector', 'keyword'].includes(args.mode)) throw new Error('--mode is hybrid, vector or keyword');
   const url = args.url.replace(/\/$/, '');
   const started = performance.now();

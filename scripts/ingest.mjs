@@ -300,6 +300,11 @@ async function request(path, init = {}) {
 
 function errorText(res) {
   if (res.status === 0) return `network error: ${res.error}`;
+  // 401, or 403 for the key (not quota_exceeded): say what to do about it.
+  if (res.status === 401 || (res.status === 403 && res.body?.error?.code !== 'quota_exceeded')) {
+    const hint = args['api-key'] ? 'check that --api-key is valid and has the write scope and this namespace' : 'pass --api-key';
+    return `the engine refused the API key (${res.status}): ${hint}${res.body?.error?.message ? ` (${res.body.error.message})` : ''}`;
+  }
   if (res.body?.error?.message) return `${res.body.error.code}: ${res.body.error.message}`;
   return typeof res.body === 'string' ? res.body.slice(0, 200) : JSON.stringify(res.body)?.slice(0, 200);
 }

@@ -222,6 +222,12 @@ async function run(target) {
   log(`  latency ms    avg ${fmt(l.avg)}  p50 ${fmt(l.p50)}  p95 ${fmt(l.p95)}  p99 ${fmt(l.p99)}  max ${fmt(l.max)}`);
   log(`  status codes  ${Object.entries(statuses).map(([s, n]) => `${s}: ${n}`).join(', ') || 'none'}${networkErrors ? `; network errors: ${networkErrors}` : ''}`);
   for (const [k, n] of Object.entries(errors)) log(`    ${n} × ${k}`);
+  for (const status of [401, 403]) {
+    if (statuses[status]) {
+      const hint = args['api-key'] ? 'check that --api-key is valid and has the scope and namespace this needs' : 'pass --api-key';
+      log(`  the engine refused the API key (${status}) ${statuses[status]} times: ${hint}`);
+    }
+  }
   return result;
 }
 

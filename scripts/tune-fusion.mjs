@@ -3,19 +3,36 @@
 // each query's vector and keyword rankings once, then replays reciprocal rank fusion
 // client-side for every setting, exactly as src/retrieval/fusion.ts does, and prints
 // nDCG@10 per setting. Tune on train, report on test (scripts/eval.mjs with the chosen vars).
-//   node scripts/tune-fusion.mjs [--url] [--namespace scifact] [--split train] [--data DIR]
+//   node scripts/tune-fusion.mjs [--url] [--namespace scifact] [--split train] [--data DIR] [--api-key K]
+// --api-key K is sent as `Authorization: Bearer K` (the engine with auth on wants a key with
+// the read scope); a refused key stops the run with the engine's reason.
 import { parseArgs } from 'node:util';
-import { idMap, loadBeir, query } from './eval.mjs';
+import { idMap, loadBeir, query, setApiKey } from './eval.mjs';
 import { collapseToDocuments, ndcgAt } from './lib/metrics.mjs';
 
-const { values: args } = parseArgs({
-  options: {
-    url: { type: 'string', default: 'http://127.0.0.1:8787' },
-    namespace: { type: 'string', default: 'scifact' },
-    split: { type: 'string', default: 'train' },
-    data: { type: 'string', default: new URL('../../shared/data/scifact', import.meta.url).pathname },
-  },
-});
+const USAGE = `usage: node scripts/tune-fusion.mjs [--url URL] [--namespace scifact] [--split train] [--data DIR]
+       [--api-key K]`;
+let args;
+try {
+  ({ values: args } = parseArgs({
+    options: {
+      url: { type: 'string', default: 'http://127.0.0.1:8787' },
+      namespace: { type: 'string', default: 'scifact' },
+      split: { type: 'string', default: 'train' },
+      data: { type: 'string', default: new URL('../../shared/data/scifact', import.meta.url).pathname },
+      'api-key': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  }));
+} catch (error) {
+  console.error(`${error.message}\n${USAGE}`);
+  process.exit(2);
+}
+if (args.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+setApiKey(args['api-key']);
 const { corpus, queries, qrels } = loadBeir(args.data, args.split);
 const ids = idMap(args.namespace, corpus);
 const toDocs = (passage) => ids.get(passage.documentId) ?? [];
@@ -29,10 +46,15 @@ await Promise.all(
       const id = items[next++];
       const body = { query: queries.get(id), topK: 100, namespace: args.namespace };
       const [vector, keyword] = await Promise.all([query(args.url, { ...body, mode: 'vector' }), query(args.url, { ...body, mode: 'keyword' })]);
+      const refused = [vector, keyword].find((r) => r.refused);
+      if (refused) throw new Error(refused.error);
       lists.set(id, { vector: vector.passages, keyword: keyword.passages });
     }
   }),
-);
+).catch((error) => {
+  console.error(error.message);
+  process.exit(1);
+});
 
 function fuse(rankings, k) {
   const scores = new Map();

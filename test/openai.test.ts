@@ -183,7 +183,7 @@ describe('OpenAIEmbedder', () => {
     const s = scenario();
     const apiKey = 'sk-proj-wrongkey0123456789abcdefXYZW';
     const error = await caught(new OpenAIEmbedder({ ...s.options, apiKey }).embed(['x']));
-    expect(error).toMatchObject({ code: 'misconfigured', status: 500, retryable: false });
+    expect(error).toMatchObject({ code: 'misconfigured', status: 503, retryable: false });
     expect(error.message).toContain('the OpenAI API key is missing or invalid');
     for (const leak of [apiKey, apiKey.slice(0, 8), apiKey.slice(-4), 'Incorrect API key']) expect(error.message).not.toContain(leak);
     expect(await s.requests()).toHaveLength(1);

@@ -113,6 +113,22 @@ describe('rate limits per key', () => {
     expect(await next.json()).toMatchObject({ error: { code: 'unauthorized', message: expect.stringMatching(/revoked/) } });
   });
 
+  it('throttles requests with made-up keys per client IP', async () => {
+    const call = engine({ RATE_LIMIT_PER_MINUTE: '1', RATE_LIMIT_BURST: '5' });
+    const ip = `192.0.2.${Math.floor(Math.random() * 250)}`;
+    const guess = (i: number) =>
+      call('/v1/query', {
+        ...json(`rag_${i.toString(16).padStart(12, '0')}_${'A'.repeat(43)}`, { query: 'x' }),
+        headers: { authorization: `Bearer rag_${i.toString(16).padStart(12, '0')}_${'A'.repeat(43)}`, 'content-type': 'application/json', 'cf-connecting-ip': ip },
+      });
+    const statuses = [];
+    for (let i = 0; i < 8; i++) statuses.push((await guess(i)).status);
+    expect(statuses).toEqual([401, 401, 401, 401, 401, 429, 429, 429]);
+    const refused = await guess(99);
+    expect(refused.headers.get('Retry-After')).toBeTruthy();
+    expect(refused.headers.get('WWW-Authenticate')).toMatch(/^Bearer/);
+  });
+
   it('limits anonymous clients per IP when configured, and not by default', async () => {
     const open = (overrides: Record<string, unknown>) => {
       const e = { ...env, ...overrides } as Env;

@@ -57,27 +57,27 @@ export class AccessControl {
     const { credential } = request;
     if (!credential) {
       if (request.open) return { principal: PUBLIC, limit: null };
-      return this.#unauthenticated('Send an API key as "Authorization: Bearer <key>" or "X-API-Key: <key>".');
+      return this.#unauthenticated(request, 'Send an API key as "Authorization: Bearer <key>" or "X-API-Key: <key>".');
     }
     if (config.ADMIN_API_KEY && (await sameSecret(credential, config.ADMIN_API_KEY))) {
       return this.#charged(ADMIN, request, () => this.#stub('admin').charge({ cost: request.cost, policy: this.defaults }));
     }
     const keyId = apiKeyId(credential);
-    if (!keyId) return this.#unauthenticated('This API key is not valid.');
+    if (!keyId) return this.#unauthenticated(request, 'This API key is not valid.');
     const hash = await hashApiKey(credential);
     let result: AuthorizeResult;
     try {
       result = await this.#stub(`key:${keyId}`).authorize({ keyId, hash, scope: request.scope, cost: request.cost, defaults: this.defaults });
     } catch (error) {
-      return this.#withoutLimiter(error, request, await this.#checkInCatalog(keyId, hash, request.scope));
+      return this.#withoutLimiter(error, request, await this.#checkInCatalog(keyId, hash, request));
     }
     switch (result.outcome) {
       case 'unknown':
-        return this.#unauthenticated('This API key is not valid.');
+        return this.#unauthenticated(request, 'This API key is not valid.');
       case 'revoked':
-        return this.#unauthenticated('This API key has been revoked.');
+        return this.#unauthenticated(request, 'This API key has been revoked.');
       case 'expired':
-        return this.#unauthenticated('This API key has expired: ask an admin for a new one.');
+        return this.#unauthenticated(request, 'This API key has expired: ask an admin for a new one.');
       case 'forbidden':
         throw forbidden(request.scope);
       case 'checked':
@@ -136,22 +136,39 @@ export class AccessControl {
     throw new AppError('unavailable', 'The rate limiter is unavailable; try again shortly.', { retryAfterSeconds: UNAVAILABLE_RETRY_SECONDS });
   }
 
-  async #checkInCatalog(keyId: string, hash: string, scope: Scope): Promise<Principal> {
+  async #checkInCatalog(keyId: string, hash: string, request: AccessRequest): Promise<Principal> {
     const record = await this.#keys.get(keyId);
-    if (!record || !sameHash(record.hash, hash)) return this.#unauthenticated('This API key is not valid.');
-    if (record.revokedAt) return this.#unauthenticated('This API key has been revoked.');
-    if (record.expiresAt && Date.parse(record.expiresAt) <= Date.now()) return this.#unauthenticated('This API key has expired: ask an admin for a new one.');
-    if (!hasScope(record, scope)) throw forbidden(scope);
+    if (!record || !sameHash(record.hash, hash)) return this.#unauthenticated(request, 'This API key is not valid.');
+    if (record.revokedAt) return this.#unauthenticated(request, 'This API key has been revoked.');
+    if (record.expiresAt && Date.parse(record.expiresAt) <= Date.now()) {
+      return this.#unauthenticated(request, 'This API key has expired: ask an admin for a new one.');
+    }
+    if (!hasScope(record, request.scope)) throw forbidden(request.scope);
     return { keyId: record.id, scopes: record.scopes, namespaces: record.namespaces };
   }
 
-  /** 401, unless no key could ever pass: then the deployment is misconfigured (503), never open. */
-  async #unauthenticated(message: string): Promise<never> {
+  /**
+   * 401, unless no key could ever pass: then the deployment is misconfigured (503), never
+   * open. Failed attempts are charged to the client's IP (the limiter's only work on this
+   * path), so guessing keys, or making the engine look up made-up ones, is throttled too.
+   */
+  async #unauthenticated(request: AccessRequest, message: string): Promise<never> {
     if (!this.#config.ADMIN_API_KEY && !(await this.#keys.anyUsable(new Date().toISOString()))) {
       throw new AppError(
         'misconfigured',
         'Authentication is on but no key can be used: set the ADMIN_API_KEY secret (`wrangler secret put ADMIN_API_KEY`, or .dev.vars under `npm start`), or set AUTH_ENABLED=false.',
       );
+    }
+    if (request.clientIp) {
+      const limit = await this.#stub(`failed-auth:${request.clientIp}`)
+        .charge({ cost: 1, policy: this.defaults })
+        .catch(() => null);
+      if (limit && !limit.admitted) {
+        throw new AppError('rate_limited', 'Too many requests without a valid API key from this address.', {
+          retryAfterSeconds: limit.retryAfterSeconds ?? undefined,
+          headers: { ...rateLimitHeaders(limit), ...WWW_AUTHENTICATE },
+        });
+      }
     }
     throw new AppError('unauthorized', message, { headers: WWW_AUTHENTICATE });
   }
