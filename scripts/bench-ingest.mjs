@@ -6,36 +6,23 @@
 // Each request carries --batch abstracts as JSON { documents: [...] }; --batch 1 sends one per request.
 // --api-key K is sent as `Authorization: Bearer K` (the engine with auth on wants a key with
 // the write scope); a refused key stops the run with the engine's reason.
-import { parseArgs } from 'node:util';
-import { loadBeir, setApiKey, upload, waitUntilSettled } from './eval.mjs';
+import { commandLine, loadBeir, upload, waitUntilSettled } from './eval.mjs';
 
 const USAGE = `usage: node scripts/bench-ingest.mjs [--url URL] [--data DIR] [--limit N] [--concurrency 4]
        [--batch 50] [--namespace scifact] [--timeout-seconds 600] [--api-key K]`;
 
-let args;
-try {
-  ({ values: args } = parseArgs({
-    options: {
-      url: { type: 'string', default: 'http://127.0.0.1:8787' },
-      data: { type: 'string', default: new URL('../../shared/data/scifact', import.meta.url).pathname },
-      limit: { type: 'string' },
-      concurrency: { type: 'string', default: '4' },
-      batch: { type: 'string', default: '50' },
-      namespace: { type: 'string', default: 'scifact' },
-      'timeout-seconds': { type: 'string', default: '600' },
-      'api-key': { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  }));
-} catch (error) {
-  console.error(`${error.message}\n${USAGE}`);
-  process.exit(2);
-}
-if (args.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-setApiKey(args['api-key']);
+const args = commandLine(
+  {
+    url: { type: 'string', default: 'http://127.0.0.1:8787' },
+    data: { type: 'string', default: new URL('../../shared/data/scifact', import.meta.url).pathname },
+    limit: { type: 'string' },
+    concurrency: { type: 'string', default: '4' },
+    batch: { type: 'string', default: '50' },
+    namespace: { type: 'string', default: 'scifact' },
+    'timeout-seconds': { type: 'string', default: '600' },
+  },
+  USAGE,
+);
 const fail = (error) => {
   console.error(error.message);
   process.exit(1);

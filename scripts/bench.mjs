@@ -21,17 +21,16 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import {
   authHeaders,
   checkEngine,
+  commandLine,
   fmt,
   idMap,
   loadBeir,
   refusal,
   resolveTopK,
   runQueries,
-  setApiKey,
   table,
   upload,
   waitUntilSettled,
@@ -41,29 +40,17 @@ import { evaluate, mrrAt, ndcgAt, percentile, recallAt } from './lib/metrics.mjs
 const HERE = resolve(fileURLToPath(import.meta.url), '..');
 const USAGE = `usage: npm run bench -- [--url URL] [--data DIR] [--queries 100] [--others 1000]
        [--namespace bench-<time>] [--keep] [--api-key K]`;
-let args;
-try {
-  ({ values: args } = parseArgs({
-    options: {
-      url: { type: 'string', default: 'http://127.0.0.1:8787' },
-      data: { type: 'string', default: resolve(HERE, '../../shared/data/scifact') },
-      queries: { type: 'string', default: '100' },
-      others: { type: 'string', default: '1000' },
-      namespace: { type: 'string' },
-      keep: { type: 'boolean', default: false },
-      'api-key': { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  }));
-} catch (error) {
-  console.error(`${error.message}\n${USAGE}`);
-  process.exit(2);
-}
-if (args.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-setApiKey(args['api-key']);
+const args = commandLine(
+  {
+    url: { type: 'string', default: 'http://127.0.0.1:8787' },
+    data: { type: 'string', default: resolve(HERE, '../../shared/data/scifact') },
+    queries: { type: 'string', default: '100' },
+    others: { type: 'string', default: '1000' },
+    namespace: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+  },
+  USAGE,
+);
 const url = args.url.replace(/\/$/, '');
 const log = (...parts) => console.error(...parts);
 const started = performance.now();

@@ -43,9 +43,31 @@ const USAGE = `usage: node scripts/eval.mjs [--url URL] [--data DIR] [--split te
 export const authHeaders = {};
 
 /** Sends `key` as `Authorization: Bearer <key>` from now on; no key (undefined or '') sends none. */
-export function setApiKey(key) {
+function setApiKey(key) {
   delete authHeaders.authorization;
   if (key) authHeaders.authorization = `Bearer ${key}`;
+}
+
+/**
+ * Parses a script's options plus `--api-key K` (then sent on every request, see setApiKey)
+ * and `--help`: prints USAGE and exits 0 for --help, 2 for a bad option.
+ */
+export function commandLine(options, usage) {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: { ...options, 'api-key': { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
+    }));
+  } catch (error) {
+    console.error(`${error.message}\n${usage}`);
+    process.exit(2);
+  }
+  if (values.help) {
+    console.log(usage);
+    process.exit(0);
+  }
+  setApiKey(values['api-key']);
+  return values;
 }
 
 /** Whether an answer with this status may be a refused key (read its body with `refusal`). */
@@ -284,33 +306,21 @@ export function table(rows) {
 export const fmt = (x, digits = 4) => (Number.isFinite(x) ? x.toFixed(digits) : 'n/a');
 
 async function main() {
-  let args;
-  try {
-    ({ values: args } = parseArgs({
-      options: {
-        url: { type: 'string', default: 'http://127.0.0.1:8787' },
-        data: { type: 'string', default: resolve(REPO, '../shared/data/scifact') },
-        split: { type: 'string', default: 'test' },
-        namespace: { type: 'string' },
-        mode: { type: 'string', default: 'hybrid' },
-        'top-k': { type: 'string', default: '100' },
-        'limit-queries': { type: 'string' },
-        'skip-ingest': { type: 'boolean', default: false },
-        concurrency: { type: 'string', default: '4' },
-        'api-key': { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    }));
-  } catch (error) {
-    console.error(`${error.message}\n${USAGE}`);
-    process.exit(2);
-  }
-  if (args.help) {
-    console.log(USAGE);
-    return;
-  }
-  setApiKey(args['api-key']);
+  const args = commandLine(
+    {
+      url: { type: 'string', default: 'http://127.0.0.1:8787' },
+      data: { type: 'string', default: resolve(REPO, '../shared/data/scifact') },
+      split: { type: 'string', default: 'test' },
+      namespace: { type: 'string' },
+      mode: { type: 'string', default: 'hybrid' },
+      'top-k': { type: 'string', default: '100' },
+      'limit-queries': { type: 'string' },
+      'skip-ingest': { type: 'boolean', default: false },
+      concurrency: { type: 'string', default: '4' },
+      json: { type: 'boolean', default: false },
+    },
+    USAGE,
+  );
   if (!['hybrid', 'vector', 'keyword'].includes(args.mode)) throw new Error('--mode is hybrid, vector or keyword');
   const url = args.url.replace(/\/$/, '');
   const started = performance.now();

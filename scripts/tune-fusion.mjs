@@ -6,33 +6,20 @@
 //   node scripts/tune-fusion.mjs [--url] [--namespace scifact] [--split train] [--data DIR] [--api-key K]
 // --api-key K is sent as `Authorization: Bearer K` (the engine with auth on wants a key with
 // the read scope); a refused key stops the run with the engine's reason.
-import { parseArgs } from 'node:util';
-import { idMap, loadBeir, query, setApiKey } from './eval.mjs';
+import { commandLine, idMap, loadBeir, query } from './eval.mjs';
 import { collapseToDocuments, ndcgAt } from './lib/metrics.mjs';
 
 const USAGE = `usage: node scripts/tune-fusion.mjs [--url URL] [--namespace scifact] [--split train] [--data DIR]
        [--api-key K]`;
-let args;
-try {
-  ({ values: args } = parseArgs({
-    options: {
-      url: { type: 'string', default: 'http://127.0.0.1:8787' },
-      namespace: { type: 'string', default: 'scifact' },
-      split: { type: 'string', default: 'train' },
-      data: { type: 'string', default: new URL('../../shared/data/scifact', import.meta.url).pathname },
-      'api-key': { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  }));
-} catch (error) {
-  console.error(`${error.message}\n${USAGE}`);
-  process.exit(2);
-}
-if (args.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-setApiKey(args['api-key']);
+const args = commandLine(
+  {
+    url: { type: 'string', default: 'http://127.0.0.1:8787' },
+    namespace: { type: 'string', default: 'scifact' },
+    split: { type: 'string', default: 'train' },
+    data: { type: 'string', default: new URL('../../shared/data/scifact', import.meta.url).pathname },
+  },
+  USAGE,
+);
 const { corpus, queries, qrels } = loadBeir(args.data, args.split);
 const ids = idMap(args.namespace, corpus);
 const toDocs = (passage) => ids.get(passage.documentId) ?? [];
