@@ -1,6 +1,6 @@
-import { unzipSync } from 'fflate';
 import { looksLikeText } from './decode-text';
 import type { DocumentType } from './types';
+import { readZipDirectory } from './zip';
 
 /**
  * Decides what an upload is. The content decides first and the file name second; the
@@ -35,18 +35,14 @@ function isZip(bytes: Uint8Array): boolean {
   return bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04; // "PK\3\4"
 }
 
-/** Reads only the zip's central directory: the filter declines every entry, so nothing inflates. */
+/**
+ * Reads only the zip's central directory, validated and bounded (see zip.ts), so an upload
+ * request never inflates anything and a crafted directory cannot make it loop.
+ */
 function zipHasEntry(bytes: Uint8Array, name: string): boolean | 'corrupt' {
-  let found = false;
   try {
-    unzipSync(bytes, {
-      filter: (file) => {
-        if (file.name === name) found = true;
-        return false;
-      },
-    });
+    return readZipDirectory(bytes).some((entry) => entry.name === name);
   } catch {
     return 'corrupt';
   }
-  return found;
 }

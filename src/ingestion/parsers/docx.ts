@@ -1,12 +1,11 @@
-import { unzipSync } from 'fflate';
 import { UnreadableDocumentError } from '../../errors';
+import { TEXT_LIMITS, ZIP_LIMITS } from '../../limits';
 import { decodeText } from '../decode-text';
 import type { ParsedDocument, Section } from '../types';
+import { inflateEntries, readZipDirectory, ZipTooLargeError } from '../zip';
 
 /** The only parts we read; everything else (images, themes) is never inflated. */
 const PARTS = new Set(['word/document.xml', 'word/footnotes.xml', 'word/endnotes.xml', 'word/styles.xml']);
-/** Declared uncompressed size limit per part: a zip bomb declares gigabytes. */
-const MAX_PART_BYTES = 50 * 1024 * 1024;
 export const NO_TEXT = 'The document contains no text. Check that you uploaded the right file.';
 
 interface Block {
@@ -35,7 +34,7 @@ export function parseDocx(bytes: Uint8Array): ParsedDocument {
     if (level !== undefined) {
       flush();
       while (path.length && (path.at(-1)?.level ?? 0) >= level) path.pop();
-      path.push({ level, text: block.text });
+      path.push({ level, text: block.text.slice(0, TEXT_LIMITS.maxHeadingChars) });
       if (level === 0) title ??= block.text;
     }
     current.push(block.text);
@@ -52,28 +51,26 @@ function unzipParts(bytes: Uint8Array): Map<string, string> {
   if (bytes[0] === 0xd0 && bytes[1] === 0xcf && bytes[2] === 0x11 && bytes[3] === 0xe0) {
     throw new UnreadableDocumentError('This is a legacy .doc file or a password-protected document. Save it as .docx without a password and upload it again.');
   }
-  let oversized: string | undefined;
-  let files: Record<string, Uint8Array>;
   try {
-    files = unzipSync(bytes, {
-      filter: (file) => {
-        if (!PARTS.has(file.name)) return false;
-        if (file.originalSize > MAX_PART_BYTES) oversized = file.name;
-        return file.originalSize <= MAX_PART_BYTES;
-      },
-    });
+    const wanted = readZipDirectory(bytes).filter((entry) => PARTS.has(entry.name));
+    const parts = inflateEntries(bytes, wanted);
+    return new Map([...parts].map(([name, data]) => [name, decodeText(data)]));
   } catch (error) {
+    if (error instanceof ZipTooLargeError) {
+      throw new UnreadableDocumentError(
+        `The document is too large or too compressed to read (${error.message}; the limit is ${ZIP_LIMITS.maxInflatedBytes / 2 ** 20} MB of text and markup). Split it into smaller documents and upload those.`,
+        { cause: error },
+      );
+    }
     throw new UnreadableDocumentError('The file is not a valid .docx: its zip archive is damaged or incomplete. Save it again from Word and upload it.', { cause: error });
   }
-  if (oversized) throw new UnreadableDocumentError(`The document is too large to read: ${oversized} would unpack to more than 50 MB.`);
-  return new Map(Object.entries(files).map(([name, data]) => [name, decodeText(data)]));
 }
 
 /** Style id → heading level (0 = Title), via the style's name ("heading 1") or outline level. */
 function headingLevels(stylesXml: string): Map<string, number> {
   const levels = new Map<string, number>([['Title', 0]]);
   for (let n = 1; n <= 9; n++) levels.set(`Heading${n}`, n);
-  for (const [, attrs = '', inner = ''] of stylesXml.matchAll(/<w:style\b([^>]*)>([\s\S]*?)<\/w:style>/g)) {
+  for (const [attrs, inner] of styleElements(stylesXml)) {
     const id = attr(attrs, 'w:styleId');
     const name = attr(/<w:name\b([^>]*)\/?>/.exec(inner)?.[1] ?? '', 'w:val')?.trim().toLowerCase();
     const outline = attr(/<w:outlineLvl\b([^>]*)\/?>/.exec(inner)?.[1] ?? '', 'w:val');
@@ -83,6 +80,22 @@ function headingLevels(stylesXml: string): Map<string, number> {
     else if (outline && Number(outline) < 9) levels.set(id, Number(outline) + 1);
   }
   return levels;
+}
+
+/**
+ * `<w:style …>…</w:style>` elements as [attributes, content], found with indexOf so that an
+ * unclosed one ends the scan instead of making every later `<w:style` rescan to the end.
+ */
+function* styleElements(xml: string): Generator<[string, string]> {
+  for (let at = xml.indexOf('<w:style'); at !== -1; at = xml.indexOf('<w:style', at + 1)) {
+    const next = xml[at + 8];
+    if (next !== ' ' && next !== '>' && next !== '\t' && next !== '\n' && next !== '\r') continue; // <w:styles>, <w:styleId>…
+    const openEnd = xml.indexOf('>', at);
+    const close = openEnd === -1 ? -1 : xml.indexOf('</w:style>', openEnd);
+    if (close === -1) return;
+    yield [xml.slice(at + 8, openEnd), xml.slice(openEnd + 1, close)];
+    at = close;
+  }
 }
 
 /**
@@ -101,7 +114,9 @@ function readBlocks(xml: string): Block[] {
     if (table) table.cell.push(text);
     else blocks.push({ ...block, text });
   };
-  for (const [, close, tag = '', attrs = '', selfClose, text] of xml.matchAll(/<(\/?)([\w:.-]+)([^>]*?)(\/?)>|([^<]+)/g)) {
+  // A tag's attributes cannot contain `<`: with `[^>]*?` a `<` never closed made each later
+  // `<` rescan to the end of the part (quadratic); here a stray `<` is skipped at once.
+  for (const [, close, tag = '', attrs = '', selfClose, text] of xml.matchAll(/<(\/?)([\w:.-]+)([^<>]*?)(\/?)>|([^<]+)/g)) {
     const p = paragraphs.at(-1);
     if (text !== undefined) {
       if (inText && p && !skipDepth) p.text += decodeEntities(text);

@@ -1,9 +1,11 @@
 import { UnreadableDocumentError } from '../../errors';
+import { TEXT_LIMITS } from '../../limits';
 import { decodeText } from '../decode-text';
 import type { ParsedDocument, Section } from '../types';
 import { EMPTY_FILE } from './text';
 
-const ATX = /^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$/;
+/** The opening of an ATX heading; the rest of the line is taken apart by `atxHeading` in linear time. */
+const ATX_OPEN = /^ {0,3}(#{1,6})(?=[ \t]|$)/;
 const SETEXT_UNDERLINE = /^ {0,3}(=+|-+)[ \t]*$/;
 const FENCE = /^ *(`{3,}|~{3,})/;
 /** Lines that cannot be the text of a setext heading (the underline is then an <hr> or a list). */
@@ -47,9 +49,9 @@ export function parseMarkdown(bytes: Uint8Array): ParsedDocument {
       fence = open[1];
       continue;
     }
-    const atx = ATX.exec(line);
-    if (atx?.[1]) {
-      startHeading(atx[1].length, atx[2] ?? '', 1);
+    const atx = atxHeading(line);
+    if (atx) {
+      startHeading(atx.level, atx.text, 1);
       continue;
     }
     const underline = SETEXT_UNDERLINE.exec(line);
@@ -62,9 +64,25 @@ export function parseMarkdown(bytes: Uint8Array): ParsedDocument {
   return title ? { sections, title } : { sections };
 }
 
+/**
+ * `# Title #` → level 1, "Title". A regular expression with a lazy text group and an optional
+ * closing sequence backtracks quadratically on a long line (`# a`, a million spaces, `b`
+ * stalled the consumer for minutes), so the closing `#`s and blanks are trimmed by hand.
+ */
+function atxHeading(line: string): { level: number; text: string } | null {
+  const open = ATX_OPEN.exec(line);
+  if (!open?.[1]) return null;
+  let text = line.slice(open[0].length).trim();
+  let end = text.length;
+  while (end > 0 && text[end - 1] === '#') end--;
+  // A closing sequence needs a blank before it (or is all there is); `C#` keeps its `#`.
+  if (end < text.length && (end === 0 || text[end - 1] === ' ' || text[end - 1] === '\t')) text = text.slice(0, end).trimEnd();
+  return { level: open[1].length, text };
+}
+
 /** Was this line already taken as a heading (so a following `---` is a rule, not an underline)? */
 function isHeading(line: string): boolean {
-  return ATX.test(line) || SETEXT_UNDERLINE.test(line);
+  return atxHeading(line) !== null || SETEXT_UNDERLINE.test(line);
 }
 
 /** YAML front matter (`---` … `---` or `...` at the very top) is metadata, not content. */
@@ -73,14 +91,20 @@ function stripFrontMatter(text: string): string {
   return match ? text.slice(match[0].length) : text;
 }
 
-/** Heading text without Markdown syntax: badges, link targets, code ticks, emphasis, emoji codes. */
+/**
+ * Heading text without Markdown syntax: badges, link targets, code ticks, emphasis, emoji
+ * codes. Cut to TEXT_LIMITS.maxHeadingChars first: every chunk of the section repeats its
+ * heading path, and the patterns below rescan from each `[` or `<`.
+ */
 function cleanHeading(raw: string): string {
   return raw
+    .slice(0, TEXT_LIMITS.maxHeadingChars * 4)
     .replace(/!\[[^\]]*\]\([^)]*\)/g, '') // images and badges
     .replace(/\[([^\]]*)\]\([^)]*\)/g, '$1') // [text](url) → text
     .replace(/<[^>]+>/g, '') // inline HTML such as anchors
     .replace(/(^|\s):[a-z0-9_+-]+:(?=\s|$)/g, '$1') // :emoji: shortcodes
     .replace(/[`*]/g, '')
     .replace(/\s+/g, ' ')
-    .trim();
+    .trim()
+    .slice(0, TEXT_LIMITS.maxHeadingChars);
 }
