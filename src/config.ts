@@ -81,6 +81,12 @@ export const Config = z
     LLM_TEMPERATURE: z.coerce.number().min(0).max(2).default(0.1),
     LLM_MAX_TOKENS: positiveInt(1024),
     LLM_TIMEOUT_MS: positiveInt(30_000),
+    /**
+     * Links, images and URLs in answers (src/generation/answer-guard.ts): `strip` defangs them
+     * (a rendered answer fetches nothing a document told the model to write), `passages` keeps
+     * links spelled out in the passages given, `keep` leaves answers as the model wrote them.
+     */
+    ANSWER_LINKS: z.enum(['strip', 'passages', 'keep']).default('strip'),
     // Cloud providers: retries (with backoff and Retry-After) and per-call timeouts.
     PROVIDER_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
     EMBEDDING_TIMEOUT_MS: positiveInt(10_000),

@@ -252,8 +252,9 @@ describe('OpenAIChatModel', () => {
     expect(messages[0]?.content).toMatch(/only the numbered passages.*\[1\]/);
     expect(messages.slice(1, 3)).toEqual(request.history);
     expect(messages[3]?.content).toBe(
-      'Passages:\n\n[1] Lighthouse\nThe lighthouse burns paraffin. It was built in 1870.\n\n' +
-        '[2] Keeper\nThe keeper rows ashore weekly. He likes tea.\n\nQuestion: What does the lighthouse burn?',
+      '<documents>\n<passage number="1" title="Lighthouse">\nThe lighthouse burns paraffin. It was built in 1870.\n</passage>\n' +
+        '<passage number="2" title="Keeper">\nThe keeper rows ashore weekly. He likes tea.\n</passage>\n</documents>\n\n' +
+        'Question: What does the lighthouse burn?',
     );
   });
 

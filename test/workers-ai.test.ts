@@ -204,9 +204,9 @@ describe('WorkersAIChatModel', () => {
     expect(messages[0]?.content).toMatch(/\[1\]/);
     expect(messages.slice(1, 3)).toEqual(history);
     const prompt = messages[3]?.content ?? '';
-    expect(prompt).toContain('[1] Lighthouse\nThe lighthouse burns paraffin');
-    expect(prompt).toContain('[2] Fog signal\nA fog signal');
-    expect(prompt.indexOf('[1]')).toBeLessThan(prompt.indexOf('[2]'));
+    expect(prompt).toContain('<passage number="1" title="Lighthouse">\nThe lighthouse burns paraffin');
+    expect(prompt).toContain('<passage number="2" title="Fog signal">\nA fog signal');
+    expect(prompt.indexOf('number="1"')).toBeLessThan(prompt.indexOf('number="2"'));
     expect(prompt).toMatch(/Question: What does the lighthouse burn\?$/);
   });
 
@@ -217,7 +217,7 @@ describe('WorkersAIChatModel', () => {
     const passages = Array.from({ length: 50 }, (_, i) => ({ title: `Doc ${i + 1}`, text: page(i + 1) }));
     await answerOf(new WorkersAIChatModel(ai, { resilience: fastResilience() }), { question: 'q?', history: [], passages });
     const messages = ai.calls[0]?.inputs.messages as { role: string; content: string }[];
-    const numbers = [...(messages.at(-1)?.content ?? '').matchAll(/^\[(\d+)\] Doc (\d+)$/gm)].map((m) => [Number(m[1]), Number(m[2])]);
+    const numbers = [...(messages.at(-1)?.content ?? '').matchAll(/^<passage number="(\d+)" title="Doc (\d+)">$/gm)].map((m) => [Number(m[1]), Number(m[2])]);
     expect(numbers.length).toBeGreaterThan(5);
     expect(numbers.length).toBeLessThan(50);
     expect(numbers.every(([n, doc], i) => n === i + 1 && doc === n)).toBe(true);

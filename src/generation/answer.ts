@@ -1,7 +1,8 @@
-import type { ChatMessage } from '../providers/types';
+import type { ChatMessage, ChatRequest } from '../providers/types';
 import type { Passage, SearchRequest } from '../retrieval/search';
 import { search } from '../retrieval/search';
 import type { Services } from '../services';
+import { guardAnswer } from './answer-guard';
 
 export interface Citation {
   /** The number used in the answer, [1] → 1. */
@@ -15,11 +16,15 @@ export interface Citation {
 
 export interface AnswerStream {
   passages: Passage[];
-  /** The answer in pieces, as the model produces them. */
+  /** The answer in pieces as the model produces them, filtered by guardAnswer. */
   pieces: AsyncIterable<string>;
 }
 
-/** Retrieves passages for the last user message and starts the chat model on them. */
+/**
+ * Retrieves passages for the last user message and starts the chat model on them. The pieces
+ * are filtered (answer-guard.ts): citations of passages not given and, per ANSWER_LINKS,
+ * links and images are neutralised here, whichever model answered.
+ */
 export async function startAnswer(
   services: Services,
   messages: ChatMessage[],
@@ -28,11 +33,13 @@ export async function startAnswer(
   const lastUser = messages.findLastIndex((m) => m.role === 'user');
   const question = messages[lastUser]?.content ?? '';
   const passages = await search(services, { ...retrieval, query: question });
-  const pieces = services.chat.stream({
+  const request: ChatRequest = {
     question,
-    history: messages.slice(0, lastUser),
+    // Earlier turns; a client's system message sent after the question still instructs.
+    history: messages.filter((m, i) => i < lastUser || (i > lastUser && m.role === 'system')),
     passages: passages.map((p) => ({ text: p.text, title: p.title })),
-  });
+  };
+  const pieces = guardAnswer(services.chat.stream(request), request.passages, services.config.ANSWER_LINKS);
   return { passages, pieces };
 }
 

@@ -2,6 +2,8 @@ import type { Context } from 'hono';
 import { z } from 'zod';
 import type { Config } from '../config';
 import { AppError } from '../errors';
+import { REQUEST_LIMITS as L } from '../limits';
+import type { MetadataFilter, MetadataValue, VectorMetadata } from '../providers/types';
 import type { SearchRequest } from '../retrieval/search';
 import type { Principal } from '../security/principal';
 import { namespaceFor } from './tenancy';
@@ -28,49 +30,213 @@ export function isJson(contentType: string | undefined): boolean {
   return /^application\/json\s*(;|$)/i.test(contentType ?? '');
 }
 
-export function validate<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
+/** Problems listed in one answer: a body with thousands of bad items gets a readable message. */
+const MAX_PROBLEMS = 10;
+
+/** Validates `value`, answering 400 with each problem as `path: what is wrong`; `label` names a lone value. */
+export function validate<T extends z.ZodType>(schema: T, value: unknown, label?: string): z.infer<T> {
   const result = schema.safeParse(value);
   if (!result.success) {
-    const problems = result.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message));
-    throw new AppError('bad_request', problems.join('; '));
+    const problems = describeIssues(result.error.issues, label === undefined ? [] : [label]);
+    const more = problems.length > MAX_PROBLEMS ? `; and ${problems.length - MAX_PROBLEMS} more` : '';
+    throw new AppError('bad_request', problems.slice(0, MAX_PROBLEMS).join('; ') + more);
   }
   return result.data;
 }
 
-const FIELD = z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/, 'field names are letters, digits, _ . - (≤ 64)');
-const VALUE = z.union([z.string().max(1024), z.number(), z.boolean()]);
+function describeIssues(issues: readonly z.core.$ZodIssue[], base: PropertyKey[]): string[] {
+  return issues.flatMap((issue) => {
+    const path = [...base, ...issue.path];
+    if (issue.code === 'invalid_union') {
+      // The alternative the value's type matched says what is wrong; the others only "expected …".
+      const near = issue.errors.filter((errors) => !errors.every((e) => e.code === 'invalid_type'));
+      if (near.length === 1) return describeIssues(near[0] as z.core.$ZodIssue[], path);
+    }
+    return [path.length ? `${path.map((p) => clip(String(p))).join('.')}: ${issue.message}` : issue.message];
+  });
+}
+
+/** A client's text quoted in a message, cut so the answer stays small. */
+const clip = (text: string, max = 64) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
+const utf8Bytes = (text: string) => new TextEncoder().encode(text).length;
+/** How every cap reads in an answer: "title: at most 512 characters". */
+export const atMost = (n: number, what = 'characters') => `at most ${n} ${what}`;
+
+/** C0 controls (NUL, ESC…), DEL and C1 controls. Titles turn whitespace controls into spaces first. */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+/** Bidirectional embeddings, overrides and isolates: they make a file name display as another. */
+const BIDI_CONTROL = /[\u202a-\u202e\u2066-\u2069]/;
+const NO_CONTROL = 'control characters (such as NUL or ESC) are not allowed';
+/** Half a UTF-16 surrogate pair: not text, and D1 stores it as "\ufffd\ufffd\ufffd". */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const NOT_UNICODE = 'not well-formed Unicode (a lone surrogate)';
+
+/**
+ * A document title: one line. Line breaks, tabs and runs of spaces become one space rather than
+ * an error (a title taken from a file's first line often ends in "\r\n"), and a title is a
+ * label shown on one line, put into every chunk's context and into prompts as "[n] title".
+ */
+export const Title = z
+  .string()
+  .overwrite((title) => title.replace(/\s+/g, ' ').trim())
+  .max(L.maxTitleChars, atMost(L.maxTitleChars))
+  .refine((title) => !CONTROL.test(title), NO_CONTROL)
+  .refine((title) => !LONE_SURROGATE.test(title), NOT_UNICODE);
+
+/**
+ * A file name as stored: directories stripped (`../../etc/passwd` → `passwd`, `C:\a\b.txt` →
+ * `b.txt`), no control or bidi characters, at most 255 characters. Nothing is left → undefined.
+ */
+export const Filename = z
+  .string()
+  .refine((name) => !CONTROL.test(name), NO_CONTROL)
+  .refine((name) => !BIDI_CONTROL.test(name), 'bidirectional control characters are not allowed')
+  .refine((name) => !LONE_SURROGATE.test(name), NOT_UNICODE)
+  .overwrite((name) => {
+    const base = (name.split(/[/\\]/).pop() ?? '').trim();
+    return base === '.' || base === '..' ? '' : base;
+  })
+  .max(L.maxFilenameChars, atMost(L.maxFilenameChars))
+  .transform((name) => name || undefined);
 
 export const Namespace = z
   .string()
-  .regex(/^[A-Za-z0-9_-]{1,64}$/, 'a namespace is 1-64 letters, digits, _ or -');
+  .regex(new RegExp(`^[A-Za-z0-9_-]{1,${L.maxNamespaceChars}}$`), `a namespace is 1-${L.maxNamespaceChars} letters, digits, _ or -`);
 
-/** Filterable document metadata (kept small: it travels with every vector, ≤ 10 KiB in Vectorize). */
-export const Metadata = z
-  .record(FIELD, VALUE)
-  .refine((m) => Object.keys(m).length <= 32, 'at most 32 metadata fields')
-  .refine((m) => !('documentId' in m), '"documentId" is reserved');
+/** One problem in a hand-checked value; `path` is relative to the value. */
+type Problem = { path: (string | number)[]; message: string };
 
-/** Vectorize's filter syntax: `{ field: value }` or `{ field: { $eq|$ne: v, $in|$nin: [v…] } }`. */
-export const Filter = z.record(
-  FIELD,
-  z.union([
-    VALUE,
-    z
-      .object({ $eq: VALUE, $ne: VALUE, $in: z.array(VALUE).min(1).max(100), $nin: z.array(VALUE).min(1).max(100) })
-      .partial()
-      .strict()
-      .refine((o) => Object.keys(o).length > 0, 'an operator object needs $eq, $ne, $in or $nin'),
-  ]),
-);
+/** A schema that checks a value with `problems` and passes it through as `T`. */
+function checked<T>(problems: (value: unknown) => Problem[]) {
+  return z
+    .unknown()
+    .superRefine((value, ctx) => {
+      for (const { path, message } of problems(value)) ctx.addIssue({ code: 'custom', path, message });
+    })
+    .transform((value) => value as T);
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * What is wrong with a metadata key or filter field, or null. Vectorize refuses keys that are
+ * empty, contain "." or '"' or start with "$", so the engine allows only letters, digits, _ and -
+ * in both engines. `__proto__` is refused: zod drops it silently (a filter on it would match all).
+ */
+function fieldNameProblem(name: string): string | null {
+  const quoted = JSON.stringify(clip(name));
+  if (name.length > L.maxFieldNameChars) return `field name ${quoted}: ${atMost(L.maxFieldNameChars)}`;
+  if (!/^[A-Za-z_][A-Za-z0-9_-]*$/.test(name)) {
+    return `field name ${quoted}: letters, digits, _ and - only, starting with a letter or _ ("." and "$" are not allowed)`;
+  }
+  if (name === '__proto__') return `field name ${quoted} is not allowed`;
+  return null;
+}
+
+/** Filterable document metadata: it travels with every vector, ≤ 10 KiB in Vectorize. */
+export const Metadata = checked<VectorMetadata>((value) => {
+  if (!isObject(value)) return [{ path: [], message: 'must be an object of "field": string, number or boolean' }];
+  const keys = Object.keys(value);
+  if (keys.length > L.maxMetadataFields) return [{ path: [], message: atMost(L.maxMetadataFields, 'fields') }];
+  const problems: Problem[] = [];
+  for (const key of keys) {
+    const name = fieldNameProblem(key);
+    if (name) problems.push({ path: [], message: name });
+    else if (key === 'documentId') problems.push({ path: [], message: '"documentId" is reserved' });
+    const v = value[key];
+    if (typeof v === 'string') {
+      if (v.length > L.maxMetadataValueChars) problems.push({ path: [clip(key)], message: atMost(L.maxMetadataValueChars) });
+      else if (LONE_SURROGATE.test(v)) problems.push({ path: [clip(key)], message: NOT_UNICODE });
+    } else if (!(typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v)))) {
+      problems.push({ path: [clip(key)], message: 'must be a string, a finite number or a boolean' });
+    }
+  }
+  if (problems.length === 0 && utf8Bytes(JSON.stringify(value)) > L.maxMetadataBytes) {
+    problems.push({ path: [], message: `${atMost(L.maxMetadataBytes, 'bytes')} as JSON (Vectorize keeps 10 KiB per vector)` });
+  }
+  return problems;
+});
+
+const FILTER_OPERATORS = '$eq, $ne, $in or $nin';
+
+/**
+ * Vectorize's filter syntax: `{ field: value }` or `{ field: { $eq|$ne: v, $in|$nin: [v…] } }`,
+ * fields ANDed. Checked against the limits of both engines (REQUEST_LIMITS), so a filter the
+ * production index or D1 would refuse is refused offline too.
+ */
+export const Filter = checked<MetadataFilter>((value) => {
+  if (!isObject(value)) return [{ path: [], message: 'must be an object of field conditions' }];
+  const fields = Object.keys(value);
+  if (fields.length > L.maxFilterFields) return [{ path: [], message: atMost(L.maxFilterFields, 'fields') }];
+  const problems: Problem[] = [];
+  let count = 0;
+  const scalar = (v: unknown, path: (string | number)[]) => {
+    count++;
+    if (typeof v === 'string') {
+      if (utf8Bytes(v) > L.maxFilterStringBytes) {
+        problems.push({ path, message: `${atMost(L.maxFilterStringBytes, 'bytes')} of UTF-8 (Vectorize indexes a string's first 64 bytes)` });
+      } else if (LONE_SURROGATE.test(v)) problems.push({ path, message: NOT_UNICODE });
+    } else if (!(typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v)))) {
+      problems.push({ path, message: 'must be a string, a finite number or a boolean' });
+    }
+  };
+  for (const field of fields) {
+    const where = clip(field);
+    if (field.startsWith('$')) {
+      problems.push({ path: [], message: `${JSON.stringify(where)} is not supported: fields are ANDed, each with ${FILTER_OPERATORS}` });
+      continue;
+    }
+    const name = fieldNameProblem(field);
+    if (name) problems.push({ path: [], message: name });
+    const condition = value[field];
+    if (!isObject(condition)) {
+      scalar(condition, [where]);
+      continue;
+    }
+    const operators = Object.keys(condition);
+    if (operators.length === 0) problems.push({ path: [where], message: `needs ${FILTER_OPERATORS}` });
+    for (const op of operators) {
+      const arg = condition[op];
+      if (op === '$eq' || op === '$ne') scalar(arg, [where, op]);
+      else if (op === '$in' || op === '$nin') {
+        if (!Array.isArray(arg) || arg.length === 0) problems.push({ path: [where, op], message: 'must be a non-empty list of values' });
+        else if (count + arg.length > L.maxFilterValues) count += arg.length;
+        else arg.forEach((v, i) => scalar(v, [where, op, i]));
+      } else problems.push({ path: [where], message: `unsupported operator ${JSON.stringify(clip(op))} (use ${FILTER_OPERATORS})` });
+    }
+  }
+  if (count > L.maxFilterValues) {
+    problems.push({ path: [], message: `${atMost(L.maxFilterValues, 'values')} in all (a $eq or $ne is one, a $in or $nin one per item)` });
+  }
+  if (problems.length === 0) {
+    // Measured as Vectorize receives it: `field: value` is sent as `field: { $eq: value }`.
+    const sent = Object.fromEntries(fields.map((f) => [f, isObject(value[f]) ? value[f] : { $eq: value[f] as MetadataValue }]));
+    if (utf8Bytes(JSON.stringify(sent)) > L.maxFilterBytes) {
+      problems.push({ path: [], message: `${atMost(L.maxFilterBytes, 'bytes')} as JSON (Vectorize's limit)` });
+    }
+  }
+  return problems;
+});
 
 /** Retrieval fields shared by /v1/query, /v1/chat and /v1/chat/completions. */
 export const Retrieval = {
   // Vectorize's limit for matches without metadata; evaluations need Recall@100.
-  topK: z.number().int().min(1).max(100).optional(),
+  topK: z.number().int().min(1).max(L.maxTopK, `at most ${L.maxTopK}`).optional(),
   namespace: Namespace.optional(),
   filter: Filter.optional(),
   mode: z.enum(['hybrid', 'vector', 'keyword']).default('hybrid'),
 };
+
+/** A search query. */
+export const QueryText = z.string().trim().min(1).max(L.maxQueryChars, atMost(L.maxQueryChars));
+
+/** The cap on a chat's messages together, as a refinement of a body with `messages`. */
+export function chatWithinTotal<M>(chars: (message: M) => number) {
+  return (body: { messages?: M[] }, ctx: z.RefinementCtx) => {
+    const total = (body.messages ?? []).reduce((sum, m) => sum + chars(m), 0);
+    if (total > L.maxChatChars) ctx.addIssue({ code: 'custom', path: ['messages'], message: `${atMost(L.maxChatChars)} across all messages` });
+  };
+}
 
 /** The search options of a request, with the configured defaults filled in and its namespace checked. */
 export function retrievalOptions(

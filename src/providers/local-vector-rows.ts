@@ -23,6 +23,9 @@ export function compileFilter(filter: MetadataFilter | undefined): Condition[] {
     throw bad(`filter ${where} must be a string, number or boolean`);
   };
   for (const [field, cond] of Object.entries(filter ?? {})) {
+    // Field names Vectorize refuses (see compileFilter in vectorize.ts), refused here the same way.
+    if (field.startsWith('$')) throw bad(`unsupported filter operator ${field} (no OR; fields are ANDed; use $eq, $ne, $in, $nin)`);
+    if (field === '' || field.includes('.') || field.includes('"') || field.length > 512) throw bad(`invalid filter field "${field}"`);
     if (typeof cond !== 'object' || cond === null) {
       conditions.push({ field, negate: false, values: [scalar(cond, `value for "${field}"`)] });
       continue;

@@ -137,7 +137,10 @@ export interface ChatMessage {
 export interface ChatRequest {
   /** The user's question (the last user message). */
   question: string;
-  /** Earlier turns, oldest first, without the question. */
+  /**
+   * Earlier turns, oldest first, without the question. `system` messages here are the
+   * client's instructions: the prompt puts them after the engine's rules, never in their place.
+   */
   history: ChatMessage[];
   passages: ContextPassage[];
 }

@@ -1,6 +1,6 @@
 import { AppError } from '../errors';
 import { NO_ANSWER } from '../generation/extractive-answerer';
-import { buildChatMessages, SYSTEM_PROMPT } from '../generation/prompt';
+import { buildChatMessages, renderPassage, systemPrompt } from '../generation/prompt';
 import { countTokens } from '../ingestion/tokens';
 import { type ResilienceOptions, resilientCall } from './resilience';
 import { serverSentEvents } from './sse';
@@ -30,7 +30,7 @@ const FALLBACK_CONTEXT_WINDOW = 8_000;
  * a Llama BPE tokenizer spends more tokens on the same text, so the estimate needs headroom.
  */
 const PROMPT_SHARE = 0.75;
-/** Role markers and the "Passages:"/"Question:" scaffolding the chat template adds. */
+/** Role markers the chat template adds, and the prompt's <documents>/"Question:" scaffolding. */
 const MESSAGE_OVERHEAD = 8;
 
 export interface WorkersAIChatOptions {
@@ -108,30 +108,37 @@ export class WorkersAIChatModel implements ChatModel {
   }
 
   /**
-   * The shared prompt (numbered passages, then the question), cut to fit the model's window:
-   * the lowest-ranked passages go first, so the numbers of those kept do not change; then the
-   * oldest turns of the conversation.
+   * The shared prompt (the rules and the client's instructions, numbered passages, the
+   * question), cut to fit the model's window: the lowest-ranked passages go first, so the
+   * numbers of those kept do not change; then the oldest turns of the conversation. The
+   * client's instructions are never dropped (the prompt builder caps them).
    */
   #messages(request: ChatRequest): ChatMessage[] {
-    let left = this.#promptBudget - countTokens(SYSTEM_PROMPT) - countTokens(request.question) - 2 * MESSAGE_OVERHEAD;
+    const system = systemPrompt(request.history);
+    let left = this.#promptBudget - countTokens(system) - countTokens(request.question) - 2 * MESSAGE_OVERHEAD;
     const passages: ContextPassage[] = [];
     for (const passage of request.passages) {
-      const cost = countTokens(passage.title) + countTokens(passage.text) + MESSAGE_OVERHEAD;
+      // Counted as sent: delimiters, title and escapes included.
+      const cost = countTokens(renderPassage(passage, passages.length + 1));
       if (cost > left) {
         // Always keep the best passage, cut to fit: an answer needs something to quote.
-        if (passages.length === 0) passages.push({ ...passage, text: truncateToTokens(passage.text, Math.max(0, left - MESSAGE_OVERHEAD)) });
+        if (passages.length === 0) {
+          const frame = countTokens(renderPassage({ ...passage, text: '' }, 1));
+          passages.push({ ...passage, text: truncateToTokens(passage.text, Math.max(0, left - frame)) });
+        }
         break;
       }
       passages.push(passage);
       left -= cost;
     }
-    const history: ChatMessage[] = [];
-    for (const message of [...request.history].reverse()) {
+    const turns: ChatMessage[] = [];
+    for (const message of request.history.filter((m) => m.role !== 'system').reverse()) {
       left -= countTokens(message.content) + MESSAGE_OVERHEAD;
       if (left < 0) break;
-      history.unshift(message);
+      turns.unshift(message);
     }
-    return buildChatMessages({ ...request, passages, history });
+    const instructions = request.history.filter((m) => m.role === 'system');
+    return buildChatMessages({ ...request, passages, history: [...instructions, ...turns] });
   }
 }
 

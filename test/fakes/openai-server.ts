@@ -12,7 +12,9 @@
  *   `fault-stall` (chat: a few pieces, then silence), `fault-truncated` (chat: the stream
  *   ends without `data: [DONE]`). After the fault the model answers normally.
  * - per request headers: `x-fault-times` (how many requests fail first, default 1),
- *   `x-fault-retry-after` / `x-fault-retry-after-ms` (the 429's headers).
+ *   `x-fault-retry-after` / `x-fault-retry-after-ms` (the 429's headers), `x-fake-reply`
+ *   (URI-encoded: the chat answer to stream instead of fakeAnswer's, e.g. what a model
+ *   that obeyed an injected document would write).
  *
  * Counters and a log of requests are kept per `x-test-scenario` header, so tests running
  * at once do not see each other; `GET /__requests` returns the scenario's log.
@@ -89,7 +91,10 @@ export async function handleOpenAI(request: Request): Promise<Response> {
       if (response) return response;
     }
   }
-  return url.pathname === '/v1/embeddings' ? embeddings(fields, fault) : chatCompletions(fields, fault, scenario.counts);
+  const reply = request.headers.get('x-fake-reply');
+  return url.pathname === '/v1/embeddings'
+    ? embeddings(fields, fault)
+    : chatCompletions(fields, fault, scenario.counts, reply === null ? undefined : decodeURIComponent(reply));
 }
 
 async function injectFault(fault: string, headers: Headers, path: string, fields: Record<string, unknown>): Promise<Response | undefined> {
@@ -185,7 +190,7 @@ function toBase64(vector: Float32Array): string {
 
 const ROLES = ['system', 'developer', 'user', 'assistant', 'tool'];
 
-function chatCompletions(fields: Record<string, unknown>, fault: string | undefined, counts: Map<string, number>): Response {
+function chatCompletions(fields: Record<string, unknown>, fault: string | undefined, counts: Map<string, number>, reply?: string): Response {
   const model = fields.model as string;
   if (!fault && !/^(gpt-|o\d|chatgpt-)/.test(model)) return modelNotFound(model);
   const messages = fields.messages;
@@ -205,7 +210,7 @@ function chatCompletions(fields: Record<string, unknown>, fault: string | undefi
   if (maxTokens !== undefined && (typeof maxTokens !== 'number' || !Number.isInteger(maxTokens) || maxTokens < 1)) {
     return error(400, `Invalid 'max_tokens': integer below minimum value.`, 'invalid_request_error', 'max_tokens', 'integer_below_min_value');
   }
-  const answer = fakeAnswer(messages as { role: string; content: string }[]);
+  const answer = reply ?? fakeAnswer(messages as { role: string; content: string }[]);
   const id = `chatcmpl-fake${counts.size}${Date.now()}`;
   const created = Math.floor(Date.now() / 1000);
   if (fields.stream !== true) {
@@ -225,12 +230,13 @@ function chatCompletions(fields: Record<string, unknown>, fault: string | undefi
 
 /**
  * The fake model: it quotes the first sentence of each of the first two numbered
- * passages in the last user message and cites them ("…" and "café" test UTF-8 splits).
+ * passages (`<passage number="n" …>` blocks) in the last user message and cites them
+ * ("…" and "café" test UTF-8 splits).
  */
 export function fakeAnswer(messages: { role: string; content: string }[]): string {
   const prompt = messages.findLast((m) => m.role === 'user')?.content ?? '';
   const quotes: string[] = [];
-  for (const match of prompt.matchAll(/^\[(\d+)\][^\n]*\n([^\n]*)/gm)) {
+  for (const match of prompt.matchAll(/^<passage number="(\d+)"[^\n]*\n([^\n]*)/gm)) {
     if (quotes.length === 2) break;
     const sentence = (match[2] ?? '').split(/(?<=[.!?])\s/)[0]?.trim();
     if (sentence) quotes.push(`${sentence.replace(/[.!?]$/, '')} [${match[1]}].`);

@@ -157,10 +157,10 @@ function rerank(inputs: Record<string, unknown>) {
   return { response: typeof top_k === 'number' ? scored.slice(0, top_k) : scored };
 }
 
-/** Quotes the first sentence of each numbered passage in the last message and cites it. */
+/** Quotes the first sentence of each numbered passage (`<passage number="n" …>`) in the last message and cites it. */
 function defaultReply(messages: { role: string; content: string }[]): string {
   const prompt = messages.at(-1)?.content ?? '';
-  const quotes = [...prompt.matchAll(/^\[(\d+)\][^\n]*\n([^\n.!?]+)/gm)].map((m) => `${m[2]!.trim()} [${m[1]}].`);
+  const quotes = [...prompt.matchAll(/^<passage number="(\d+)"[^\n]*\n([^\n.!?]+)/gm)].map((m) => `${m[2]!.trim()} [${m[1]}].`);
   return quotes.length > 0 ? `According to the documents — ${quotes.join(' ')}` : 'I could not find that in the documents.';
 }
 

@@ -5,24 +5,43 @@ import { citationsOf, startAnswer } from '../../generation/answer';
 import type { ChatMessage } from '../../providers/types';
 import type { AppEnv } from '../app-env';
 import { guard, ROUTE_COST } from '../guard';
-import { readJson, Retrieval, retrievalOptions } from '../validation';
+import { REQUEST_LIMITS as L } from '../../limits';
+import { atMost, chatWithinTotal, readJson, Retrieval, retrievalOptions } from '../validation';
+
+/** A message's text length: a string's, or its parts' together. */
+const contentChars = (content: string | { text?: string }[] | null) =>
+  typeof content === 'string' ? content.length : (content ?? []).reduce((sum, part) => sum + (part.text?.length ?? 0), 0);
 
 /** OpenAI's message content: a string, or parts of which the text ones are read. */
-const Content = z.union([z.string(), z.array(z.object({ type: z.string(), text: z.string().optional() }))]).nullable();
+const Content = z
+  .union([
+    z.string(),
+    z
+      .array(z.object({ type: z.string().max(L.maxLabelChars, atMost(L.maxLabelChars)), text: z.string().optional() }))
+      .max(L.maxContentParts, atMost(L.maxContentParts, 'parts')),
+  ])
+  .nullable()
+  .refine((content) => contentChars(content) <= L.maxMessageChars, atMost(L.maxMessageChars));
 
 /** OpenAI's chat completion request; the engine's retrieval fields may be added. */
 const ChatCompletionsBody = z
   .object({
-    model: z.string().optional(),
+    model: z.string().max(L.maxLabelChars, atMost(L.maxLabelChars)).optional(),
     messages: z
       .array(z.object({ role: z.enum(['system', 'developer', 'user', 'assistant', 'tool']), content: Content }))
       .min(1)
-      .max(50),
+      .max(L.maxChatMessages, atMost(L.maxChatMessages, 'messages')),
     stream: z.boolean().default(false),
     ...Retrieval,
   })
-  .refine((b) => b.messages.some((m) => m.role === 'user'), { message: 'messages: at least one user message is needed' });
+  .refine((b) => b.messages.some((m) => m.role === 'user'), { message: 'messages: at least one user message is needed' })
+  .superRefine(chatWithinTotal((m: { content: Parameters<typeof contentChars>[0] }) => contentChars(m.content)));
 
+/**
+ * The engine's messages. `system` and `developer` are both the client's instructions: the
+ * prompt builder places them after the engine's rules, labelled as unable to override them
+ * (generation/prompt.ts), so neither replaces the rules. Tool results are dropped.
+ */
 function toChatMessages(messages: z.infer<typeof ChatCompletionsBody>['messages']): ChatMessage[] {
   return messages
     .filter((m) => m.role !== 'tool')

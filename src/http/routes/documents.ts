@@ -9,25 +9,40 @@ import { limitBody } from '../body-limit';
 import { chargeMore, guard, ROUTE_COST } from '../guard';
 import { presentDocument } from '../present';
 import { listingNamespace, namespaceFor, visibleDocument } from '../tenancy';
-import { Metadata, Namespace, readJson, validate } from '../validation';
+import { REQUEST_LIMITS as L } from '../../limits';
+import { atMost, Filename, Metadata, Namespace, readJson, Title, validate } from '../validation';
 
 const TextDocument = z.object({
   text: z.string().refine((t) => t.trim().length > 0, 'text must not be empty'),
-  title: z.string().max(512).optional(),
-  filename: z.string().max(255).optional(),
+  title: Title.optional(),
+  filename: Filename.optional(),
   metadata: Metadata.optional(),
 });
 
-/** One text, or many at once (bulk loads: one request, one catalog write, one queue batch). */
-const TextUpload = z.union([
-  TextDocument.extend({ namespace: Namespace.optional() }),
-  z.object({ documents: z.array(TextDocument).min(1), namespace: Namespace.optional() }),
-]);
+/** The files or documents one upload may carry: the MAX_FILES_PER_UPLOAD setting. */
+const tooManyFiles = (max: number) => `${atMost(max, 'files or documents')} per upload (MAX_FILES_PER_UPLOAD)`;
+
+/**
+ * One text, or many at once (bulk loads: one request, one catalog write, one queue batch), at
+ * most `maxDocuments` of them (zod refuses a longer list before looking at its items).
+ */
+const textUploads = new Map<number, ReturnType<typeof textUploadSchema>>();
+function textUploadSchema(maxDocuments: number) {
+  return z.union([
+    TextDocument.extend({ namespace: Namespace.optional() }),
+    z.object({ documents: z.array(TextDocument).min(1).max(maxDocuments, tooManyFiles(maxDocuments)), namespace: Namespace.optional() }),
+  ]);
+}
+function textUpload(maxDocuments: number) {
+  let schema = textUploads.get(maxDocuments);
+  if (!schema) textUploads.set(maxDocuments, (schema = textUploadSchema(maxDocuments)));
+  return schema;
+}
 
 const ListQuery = z.object({
   status: z.enum(['queued', 'processing', 'ready', 'failed']).optional(),
   namespace: Namespace.optional(),
-  limit: z.coerce.number().int().min(1).max(100).default(20),
+  limit: z.coerce.number().int().min(1).max(L.maxPageSize, atMost(L.maxPageSize)).default(20),
   cursor: z.coerce.number().int().positive().optional(),
 });
 
@@ -44,23 +59,26 @@ documentRoutes.post(
     let namespace: string | undefined;
     let metadata: Record<string, string | number | boolean> = {};
 
+    const maxFiles = services.config.MAX_FILES_PER_UPLOAD;
     if (contentType.startsWith('multipart/form-data')) {
       const form = await c.req.formData().catch(() => {
         throw new AppError('bad_request', 'The multipart body could not be read.');
       });
-      files = [];
-      for (const value of form.values()) {
-        if (typeof value === 'string') continue;
-        files.push({ bytes: new Uint8Array(await value.arrayBuffer()), filename: value.name || undefined });
-      }
+      const parts = [...form.values()].filter((value): value is File => typeof value !== 'string');
+      // Counted and named before any file is read.
+      if (parts.length > maxFiles) throw new AppError('bad_request', `files: ${tooManyFiles(maxFiles)}.`);
+      const names = parts.map((part, i) => (part.name ? validate(Filename, part.name, parts.length === 1 ? 'filename' : `files.${i}.filename`) : undefined));
       const title = form.get('title');
-      if (typeof title === 'string' && files.length === 1 && files[0]) files[0].title = title;
+      const checkedTitle = typeof title === 'string' ? validate(Title, title, 'title') : undefined;
       const ns = form.get('namespace');
-      if (typeof ns === 'string') namespace = validate(Namespace, ns);
+      if (typeof ns === 'string') namespace = validate(Namespace, ns, 'namespace');
       const meta = form.get('metadata');
-      if (typeof meta === 'string') metadata = validate(Metadata, parseJsonField(meta));
+      if (typeof meta === 'string') metadata = validate(Metadata, parseJsonField(meta), 'metadata');
+      files = [];
+      for (const [i, part] of parts.entries()) files.push({ bytes: new Uint8Array(await part.arrayBuffer()), filename: names[i] });
+      if (checkedTitle && files.length === 1 && files[0]) files[0].title = checkedTitle;
     } else if (contentType.startsWith('application/json')) {
-      const body = await readJson(c, TextUpload);
+      const body = await readJson(c, textUpload(maxFiles));
       const texts = 'documents' in body ? body.documents : [body];
       files = texts.map((t) => ({
         bytes: new TextEncoder().encode(t.text),
@@ -77,9 +95,6 @@ documentRoutes.post(
     }
 
     if (files.length === 0) throw new AppError('bad_request', 'The multipart body contains no file.');
-    if (files.length > services.config.MAX_FILES_PER_UPLOAD) {
-      throw new AppError('bad_request', `At most ${services.config.MAX_FILES_PER_UPLOAD} files per request.`);
-    }
     const target = namespaceFor(principal, namespace, services.config);
     await chargeMore(c, 'write', (files.length - 1) * ROUTE_COST.perUploadedFile);
     const documents = await acceptUploads(services, files, { namespace: target, metadata });

@@ -6,21 +6,23 @@ import { search } from '../../retrieval/search';
 import type { AppEnv } from '../app-env';
 import { guard, ROUTE_COST } from '../guard';
 import { presentPassage } from '../present';
-import { readJson, Retrieval, retrievalOptions } from '../validation';
+import { REQUEST_LIMITS as L } from '../../limits';
+import { atMost, chatWithinTotal, QueryText, readJson, Retrieval, retrievalOptions } from '../validation';
 
-const QueryBody = z.object({ query: z.string().trim().min(1).max(4096), ...Retrieval });
+const QueryBody = z.object({ query: QueryText, ...Retrieval });
 
-const Message = z.object({ role: z.enum(['system', 'user', 'assistant']), content: z.string().max(16_384) });
+const Message = z.object({ role: z.enum(['system', 'user', 'assistant']), content: z.string().max(L.maxMessageChars, atMost(L.maxMessageChars)) });
 const ChatBody = z
   .object({
-    query: z.string().trim().min(1).max(4096).optional(),
-    messages: z.array(Message).min(1).max(50).optional(),
+    query: QueryText.optional(),
+    messages: z.array(Message).min(1).max(L.maxChatMessages, atMost(L.maxChatMessages, 'messages')).optional(),
     stream: z.boolean().default(false),
     ...Retrieval,
   })
   .refine((b) => b.query !== undefined || b.messages?.some((m) => m.role === 'user'), {
     message: 'send "query", or "messages" with at least one user message',
-  });
+  })
+  .superRefine(chatWithinTotal((m: z.infer<typeof Message>) => m.content.length));
 
 export const retrievalRoutes = new Hono<AppEnv>();
 

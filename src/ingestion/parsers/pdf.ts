@@ -1,5 +1,9 @@
+// @ts-expect-error -- workerd provides node:async_hooks (nodejs_compat); the project has no @types/node.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { Unzlib } from 'fflate';
 import { type getDocumentProxy, getResolvedPDFJS } from 'unpdf';
 import { UnreadableDocumentError } from '../../errors';
+import { PDF_LIMITS } from '../../limits';
 import type { ParsedDocument, Section } from '../types';
 import { loadBundledCMap } from './cmaps';
 
@@ -15,7 +19,11 @@ export interface PdfOptions {
    * MISSING_CMAP, since the text in the fonts that need that map would be lost.
    */
   cMaps?: { packed: boolean; load: (filename: string) => Promise<Uint8Array> };
+  /** Overrides of PDF_LIMITS (tests use small ones). */
+  limits?: Partial<PdfLimits>;
 }
+
+export type PdfLimits = { readonly [K in keyof typeof PDF_LIMITS]: number };
 
 export const TRUNCATED =
   'The PDF is truncated: it has no end-of-file marker, so the upload probably broke off. Upload the complete file again.';
@@ -28,12 +36,37 @@ export const NO_UNICODE =
 export const MISSING_CMAP = (names: string[]): string =>
   `The PDF uses a CJK character encoding this server cannot decode (pdf.js character map ${names.join(', ')}), so its text in those fonts would be lost. Re-export it with embedded fonts that map to Unicode (for example, print it to a new PDF), or OCR it.`;
 export const CORRUPT = 'The file is not a valid PDF or is damaged. Re-export it from the original program and upload it again.';
+export const TOO_MANY_PAGES = (pages: number, max: number): string =>
+  `The PDF has ${count(pages)} pages, more than ${count(max)}: split the file and upload the parts.`;
+export const TOO_MUCH_TEXT = (max: number, page: number): string =>
+  `The PDF has more than ${count(max)} characters of text (reached on page ${count(page)}), more than one document may hold: split the file and upload the parts.`;
+export const STREAM_TOO_LARGE = (max: number): string =>
+  `The PDF has a compressed stream that unpacks to more than ${megabytes(max)}, which is how damaged or malicious files ("decompression bombs") look. Re-export it from the original program (or print it to a new PDF) and upload that.`;
+export const INFLATES_TOO_MUCH = (max: number, page: number): string =>
+  `The PDF's compressed content unpacks to more than ${megabytes(max)}${page > 0 ? ` (reached on page ${count(page)})` : ''}, more than one document may: split the file and upload the parts, or print it to a new PDF if it is mostly drawings.`;
+export const BROTLI =
+  'The PDF uses Brotli compression (new in PDF 2.0), which this server does not read. Save it again with standard compression (for example, print it to a new PDF) and upload that.';
+export const TOO_SLOW = (ms: number, page: number, pages: number): string =>
+  `Reading the PDF took more than ${count(ms / 1000)} seconds (stopped at page ${count(page)} of ${count(pages)}): split the file and upload the parts.`;
+
+const count = (n: number): string => n.toLocaleString('en-US');
+const megabytes = (bytes: number): string => `${count(Math.round(bytes / (1024 * 1024)))} MB`;
 
 /** PDF: one section per page that has text, so every chunk can cite its page. */
 export async function parsePdf(bytes: Uint8Array, options: PdfOptions = {}): Promise<ParsedDocument> {
   // Checked before parsing: pdf.js reconstructs broken files, and half a file would be
   // indexed as if it were the whole document.
   if (!endsWithEofMarker(bytes)) throw new UnreadableDocumentError(TRUNCATED);
+  const limits: PdfLimits = { ...PDF_LIMITS, ...options.limits };
+  installGuards();
+  const budget: InflationBudget = { limits, total: 0, exceeded: null, damaged: 0 };
+  // pdf.js does its work in promise callbacks of this call, so the guards find `budget` there.
+  return inflationBudgets.run(budget, () => readPdf(bytes, options, budget));
+}
+
+async function readPdf(bytes: Uint8Array, options: PdfOptions, budget: InflationBudget): Promise<ParsedDocument> {
+  const { limits } = budget;
+  const started = Date.now();
   const cMaps = options.cMaps ?? { packed: true, load: loadBundledCMap };
   // pdf.js only logs a CMap it cannot load and drops the text of the fonts that need it.
   const missingCMaps = new Set<string>();
@@ -51,32 +84,73 @@ export async function parsePdf(bytes: Uint8Array, options: PdfOptions = {}): Pro
     BinaryDataFactory: cMapFactory(load),
     cMapPacked: cMaps.packed,
     useWorkerFetch: false,
+    // Text needs no pixels: images are dropped before decoding (only the operator lists of
+    // hasTextObjects would decode any), and no image codec (wasm, ImageDecoder,
+    // OffscreenCanvas) is set up. Recoverable errors stay recoverable (stopAtErrors: false):
+    // one broken operator should not cost a page's text, nor a dropped image fail it.
+    maxImageSize: limits.maxImagePixels,
+    isOffscreenCanvasSupported: false,
+    isImageDecoderSupported: false,
+    useWasm: false,
+    enableXfa: false,
+    stopAtErrors: false,
+    // pdf.js 6 has no `isEvalSupported`: it no longer compiles PDF functions with eval. Document
+    // JavaScript never runs either: only a viewer with a scripting sandbox executes it.
   });
+  let currentPage = 0;
   try {
     const pdf = await task.promise;
+    if (pdf.numPages > limits.maxPages) throw new UnreadableDocumentError(TOO_MANY_PAGES(pdf.numPages, limits.maxPages));
     const sections: Section[] = [];
+    const text = { chars: 0 };
     let failedPages = 0;
     for (let page = 1; page <= pdf.numPages; page++) {
+      currentPage = page;
+      if (page > 1) await checkTime(started, limits, page, pdf.numPages);
       // One bad page (a broken content stream) should not cost the rest of the document.
-      const text = await pageText(pdf, page).catch(() => {
+      const pageText = await readPage(pdf, page, text, limits).catch((error: unknown) => {
+        if (error instanceof UnreadableDocumentError) throw error;
         failedPages++;
         return '';
       });
-      if (text) sections.push({ text, page });
+      checkInflation(budget, page);
+      if (pageText) sections.push({ text: pageText, page });
     }
     if (missingCMaps.size > 0) throw new UnreadableDocumentError(MISSING_CMAP([...missingCMaps]));
     if (sections.length === 0) {
-      if (failedPages > 0) throw new UnreadableDocumentError(CORRUPT);
-      throw new UnreadableDocumentError((await hasTextObjects(pdf)) ? NO_UNICODE : NO_TEXT);
+      if (failedPages > 0 || budget.damaged > 0) throw new UnreadableDocumentError(CORRUPT);
+      const textObjects = await hasTextObjects(pdf);
+      checkInflation(budget, pdf.numPages);
+      throw new UnreadableDocumentError(textObjects ? NO_UNICODE : NO_TEXT);
     }
     const title = await metadataTitle(pdf);
+    checkInflation(budget, pdf.numPages);
     return title ? { sections, title } : { sections };
   } catch (error) {
+    checkInflation(budget, currentPage); // a guard's RangeError, as pdf.js passed it on
     throw asUnreadable(error);
   } finally {
     // PDFDocumentProxy has no destroy() in this pdf.js; the loading task owns the worker side.
     await task.destroy().catch(() => undefined);
   }
+}
+
+/** Pages read between trips through the event loop (see checkTime); a trip costs ~1 ms here. */
+const PAGES_PER_CLOCK_REFRESH = 10;
+
+/**
+ * Fails the document once it has taken longer than `maxParseMs`, checked before each page.
+ * Deployed, Date.now() does not advance while code runs (a Spectre mitigation: it is the time
+ * at which the event loop last polled for I/O), and reading pages is pure computation whose
+ * promise hops never return to the event loop. So every few pages a zero-delay timer makes
+ * that trip, which by workerd's design brings the clock up to date (not verified on a
+ * deployment). In local workerd (wrangler dev, vitest) the clock runs during computation too:
+ * measured, a busy loop and each pdf.js page move it. A single page is not interrupted; the
+ * text and stream budgets bound it.
+ */
+async function checkTime(started: number, limits: PdfLimits, page: number, pages: number): Promise<void> {
+  if (page % PAGES_PER_CLOCK_REFRESH === 0) await new Promise((resolve) => setTimeout(resolve, 0));
+  if (Date.now() - started > limits.maxParseMs) throw new UnreadableDocumentError(TOO_SLOW(limits.maxParseMs, page, pages));
 }
 
 function endsWithEofMarker(bytes: Uint8Array): boolean {
@@ -85,14 +159,37 @@ function endsWithEofMarker(bytes: Uint8Array): boolean {
   return tail.includes('%%EOF');
 }
 
-async function pageText(pdf: PdfDocument, pageNumber: number): Promise<string> {
+/**
+ * A page's text, read as pdf.js yields it (about 100 items at a time) and counted against
+ * `maxTextChars` as it comes: over the budget, pdf.js is told to stop and the document fails.
+ */
+async function readPage(pdf: PdfDocument, pageNumber: number, read: { chars: number }, limits: PdfLimits): Promise<string> {
   const page = await pdf.getPage(pageNumber);
-  const content = await page.getTextContent();
+  const reader = (page.streamTextContent() as ReadableStream<TextContentChunk>).getReader();
   let text = '';
-  for (const item of content.items) if ('str' in item) text += item.str + (item.hasEOL ? '\n' : '');
-  page.cleanup();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      for (const item of value.items) {
+        if (!('str' in item)) continue;
+        text += item.str + (item.hasEOL ? '\n' : '');
+        read.chars += item.str.length + 1; // + 1: an item costs work even when empty
+      }
+      if (read.chars > limits.maxTextChars) {
+        // pdf.js requires an Error: given anything else, it keeps delivering to the cancelled stream.
+        await reader.cancel(new Error('text budget exceeded')).catch(() => undefined);
+        throw new UnreadableDocumentError(TOO_MUCH_TEXT(limits.maxTextChars, pageNumber));
+      }
+    }
+  } finally {
+    reader.releaseLock();
+    page.cleanup();
+  }
   return tidy(text);
 }
+
+type TextContentChunk = Awaited<ReturnType<Awaited<ReturnType<PdfDocument['getPage']>>['getTextContent']>>;
 
 /** Chinese and Japanese (not Korean) put no spaces between words: a line break there is layout. */
 const CJK = '\\p{Script=Han}\\p{Script=Hiragana}\\p{Script=Katakana}\\u3000-\\u303f\\u30fc\\ufe10-\\ufe1f\\ufe30-\\ufe4f\\uff01-\\uff60';
@@ -149,4 +246,166 @@ function asUnreadable(error: unknown): UnreadableDocumentError {
   if (name === 'PasswordException') return new UnreadableDocumentError(PASSWORD, { cause: error });
   const detail = error instanceof Error && name !== 'InvalidPDFException' ? ` (${error.message})` : '';
   return new UnreadableDocumentError(CORRUPT + detail, { cause: error });
+}
+
+/**
+ * Bounds on decoding. A few KB of deflated zeros inflate to megabytes (deflate reaches
+ * ~1,030:1), and pdf.js keeps every stream it decodes whole, with no limit of its own and its
+ * stream classes private to its bundle. So two guards sit on the globals pdf.js uses, and act
+ * only inside `parsePdf` (an AsyncLocalStorage context: pdf.js runs in this isolate, in promise
+ * callbacks of the call); elsewhere both behave as the platform's.
+ *
+ * - DecompressionStream, which pdf.js uses for Flate streams it can read asynchronously (page
+ *   content, forms, fonts, CMaps). workerd's inflates all it is given at once, whether or not
+ *   the output is read (measured: ~1 GB resident for a 1 MB bomb though reading stopped at
+ *   32 MB). Here fflate inflates a few KB at a time as pdf.js reads, and the stream ends at
+ *   `maxStreamBytes`, or once the document has inflated `maxInflatedBytes`; pdf.js reads the
+ *   cut stream (bounded work) and the parser fails the document after the page. Corrupt data
+ *   ends where its output ended instead of failing, because on a failure pdf.js would decode
+ *   the stream again with its own inflater; "brotli" (PDF 2.0's BrotliDecode: workerd lacks
+ *   it, and pdf.js would decode it whole in JavaScript) yields nothing and fails the document.
+ * - TypedArray.prototype.set, for what pdf.js decodes itself, synchronously: object streams,
+ *   XMP metadata, Flate with a predictor, LZW, RunLength. Its decoders grow their buffer by
+ *   doubling (allocate twice the size, `set` the old bytes in), so refusing a `set` into an
+ *   array larger than `maxStreamBytes` stops such a stream at that size, as an error pdf.js
+ *   passes on. Only arrays over 64 KB pay for the context lookup.
+ */
+interface InflationBudget {
+  limits: PdfLimits;
+  /** Bytes inflated so far in this document. */
+  total: number;
+  exceeded: 'stream' | 'total' | 'brotli' | null;
+  /** Streams whose data turned out corrupt part-way (not merely truncated). */
+  damaged: number;
+}
+
+const inflationBudgets: { run<R>(store: InflationBudget, fn: () => R): R; getStore(): InflationBudget | undefined } =
+  new AsyncLocalStorage();
+
+/** Compressed bytes inflated at a time: at most ~4 MB of output (deflate's ~1,030:1). */
+const INFLATE_SLICE = 4 * 1024;
+
+let guardsInstalled = false;
+
+function installGuards(): void {
+  if (guardsInstalled) return;
+  guardsInstalled = true;
+  const scope = globalThis as unknown as { DecompressionStream: typeof DecompressionStream };
+  const Platform = scope.DecompressionStream;
+  const Guarded = function DecompressionStream(format: string) {
+    const budget = inflationBudgets.getStore();
+    if (budget && format === 'deflate') return boundedInflation(budget);
+    if (budget && format === 'brotli') {
+      budget.exceeded ??= 'brotli';
+      return new TransformStream({ transform: () => undefined });
+    }
+    return new Platform(format as ConstructorParameters<typeof Platform>[0]);
+  } as unknown as typeof DecompressionStream;
+  Guarded.prototype = Platform.prototype; // `instanceof DecompressionStream` still holds
+  scope.DecompressionStream = Guarded;
+
+  type TypedArraySet = (this: ArrayBufferView, source: ArrayLike<number>, offset?: number) => void;
+  const typedArray = Object.getPrototypeOf(Uint8Array.prototype) as { set: TypedArraySet };
+  const platformSet = typedArray.set;
+  Object.defineProperty(typedArray, 'set', {
+    value: function set(this: ArrayBufferView, source: ArrayLike<number>, offset?: number): void {
+      const budget = this.byteLength > 65_536 ? inflationBudgets.getStore() : undefined;
+      if (budget && this.byteLength > budget.limits.maxStreamBytes) {
+        budget.exceeded ??= 'stream';
+        throw new RangeError(`A PDF stream grew past ${budget.limits.maxStreamBytes} bytes.`);
+      }
+      platformSet.call(this, source, offset);
+    },
+    writable: true,
+    configurable: true,
+  });
+}
+
+/** A zlib DecompressionStream that inflates only as its output is read, and stops at the budget. */
+function boundedInflation(budget: InflationBudget): ReadableWritablePair<Uint8Array, BufferSource> {
+  const { maxStreamBytes, maxInflatedBytes } = budget.limits;
+  const input: Uint8Array[] = [];
+  let inputDone = false;
+  let wake: (() => void) | null = null;
+  const notify = () => {
+    wake?.();
+    wake = null;
+  };
+  const writable = new WritableStream<BufferSource>({
+    write(chunk) {
+      input.push(ArrayBuffer.isView(chunk) ? new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength) : new Uint8Array(chunk));
+      notify();
+    },
+    close() {
+      inputDone = true;
+      notify();
+    },
+  });
+  let inflated = 0;
+  let output: Uint8Array[] = [];
+  let done = false; // no more output: the input ended or was corrupt, or the budget ran out
+  const inflater = new Unzlib((data) => output.push(data));
+  let pending: Uint8Array | undefined;
+  let at = 0;
+  const readable = new ReadableStream<Uint8Array>(
+    {
+      // Each call ends by enqueueing or closing: a pull that does neither stalls the reader.
+      async pull(controller) {
+        for (;;) {
+          for (let chunk = output.shift(); chunk; chunk = output.shift()) {
+            if (chunk.byteLength === 0) continue;
+            const room = Math.min(maxStreamBytes - inflated, maxInflatedBytes - budget.total);
+            if (chunk.byteLength > room) {
+              budget.exceeded ??= maxStreamBytes - inflated <= maxInflatedBytes - budget.total ? 'stream' : 'total';
+              if (room > 0) controller.enqueue(chunk.subarray(0, room));
+              budget.total += Math.max(0, room);
+              done = true;
+              output = [];
+              return controller.close();
+            }
+            inflated += chunk.byteLength;
+            budget.total += chunk.byteLength;
+            return controller.enqueue(chunk);
+          }
+          if (done) return controller.close();
+          if (!pending || at >= pending.length) {
+            pending = input.shift();
+            at = 0;
+          }
+          if (!pending) {
+            if (!inputDone) {
+              await new Promise<void>((resolve) => (wake = resolve));
+              continue;
+            }
+            // All input is in. Data that stops short (truncated, or no checksum) keeps what
+            // inflated, as pdf.js's own inflater would.
+            done = true;
+            try {
+              inflater.push(new Uint8Array(0), true);
+            } catch {}
+            continue;
+          }
+          try {
+            inflater.push(pending.subarray(at, (at += INFLATE_SLICE)));
+          } catch {
+            // Corrupt data (an invalid code or distance): what inflated before it stands.
+            done = true;
+            budget.damaged++;
+          }
+        }
+      },
+      cancel() {
+        done = true;
+        output = [];
+      },
+    },
+    { highWaterMark: 0 },
+  );
+  return { readable, writable };
+}
+
+function checkInflation(budget: InflationBudget, page: number): void {
+  if (budget.exceeded === 'stream') throw new UnreadableDocumentError(STREAM_TOO_LARGE(budget.limits.maxStreamBytes));
+  if (budget.exceeded === 'total') throw new UnreadableDocumentError(INFLATES_TOO_MUCH(budget.limits.maxInflatedBytes, page));
+  if (budget.exceeded === 'brotli') throw new UnreadableDocumentError(BROTLI);
 }
