@@ -85,10 +85,11 @@ export const PDF_LIMITS = {
   maxPages: 2_000,
   /**
    * Characters of text extracted across all pages (counted as pdf.js yields them, so one page
-   * cannot overshoot by much). A 1,000-page book is 2–6 million (2,000–6,000 a page); 20
-   * million passes 2,000 dense pages, yet the text stays near 40 MB even as UTF-16.
+   * cannot overshoot by much). A 1,000-page book is 2–6 million (2,000–6,000 a page). Measured
+   * (scripts/bench-hostile.mjs), pdf.js holding 20 million took +150 MiB, more than a Worker
+   * has; 8 million keeps a document's text and pdf.js's items near 60 MiB.
    */
-  maxTextChars: 20_000_000,
+  maxTextChars: 8_000_000,
   /**
    * Bytes one stream may decode to: a page's content, a form, a font, an object stream,
    * metadata. pdf.js holds a stream whole, and briefly a second copy, beside the upload and
