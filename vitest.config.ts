@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
 import { handleOpenAI } from './test/fakes/openai-server.ts';
+import { runPromtool } from './test/tools/promtool.mjs';
 
 /** The shared sample files (real PDFs, DOCX, Markdown, text, SciFact), beside this repo. */
 const SHARED_DATA = resolve(import.meta.dirname, '../shared/data');
@@ -35,8 +36,8 @@ export default defineConfig(async () => ({
       wrangler: { configPath: './wrangler.toml' },
       remoteBindings: false,
       miniflare: {
-        bindings: { TEST_MIGRATIONS: await readD1Migrations('./migrations') },
-        serviceBindings: { TEST_DATA: serveSharedData, FAKE_OPENAI: handleOpenAI },
+        serviceBindings: { TEST_DATA: serveSharedData, FAKE_OPENAI: handleOpenAI, PROMTOOL: runPromtool },
+        bindings: { TEST_MIGRATIONS: await readD1Migrations('./migrations'), CI: process.env.CI ?? '' },
       },
     }),
   ],

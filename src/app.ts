@@ -3,12 +3,15 @@ import { AppError } from './errors';
 import type { AppEnv } from './http/app-env';
 import { limitBody } from './http/body-limit';
 import { corsForConfiguredOrigins, securityHeaders } from './http/browser-safety';
+import { observeRequests } from './http/observe';
 import { chatCompletionsRoutes } from './http/routes/chat-completions';
 import { documentRoutes } from './http/routes/documents';
 import { keyRoutes } from './http/routes/keys';
+import { metricsRoutes } from './http/routes/metrics';
 import { operationsRoutes } from './http/routes/operations';
 import { reindexRoutes } from './http/routes/reindex';
 import { retrievalRoutes } from './http/routes/retrieval';
+import { statusRoutes } from './http/routes/status';
 import { getServices } from './services';
 
 /** Bodies of the JSON endpoints (queries, chats); uploads have their own, larger limit. */
@@ -21,9 +24,12 @@ app.use(async (c, next) => {
   c.set('services', getServices(c.env));
   await next();
 });
+app.use(observeRequests());
 app.use(corsForConfiguredOrigins());
 
 app.route('/', operationsRoutes);
+app.route('/', statusRoutes);
+app.route('/metrics', metricsRoutes);
 app.route('/v1/documents', documentRoutes);
 app.route('/v1/reindex', reindexRoutes);
 app.use('/v1/keys', limitBody(JSON_BODY_LIMIT));

@@ -97,6 +97,9 @@ export const Config = z
     MAX_FILES_PER_UPLOAD: positiveInt(100),
     /** Documents processed at once within one queue batch. */
     INGEST_CONCURRENCY: positiveInt(8),
+    // Operations.
+    /** Structured logs below this level are dropped (debug, info, warn, error). */
+    LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
     // Security: API keys (src/security/), rate limits, tenants, browsers.
     /** Off under `npm start`; `wrangler.toml` turns it on in production. */
     AUTH_ENABLED: flag(false),

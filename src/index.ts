@@ -2,9 +2,11 @@ import { env } from 'cloudflare:workers';
 import { app } from './app';
 import { loadConfig } from './config';
 import { consumeIngestBatch } from './ingestion/consumer';
+import { flushMetrics } from './observability/flush';
 import { getServices } from './services';
 
 export { LocalVectorIndex } from './providers/local-vector-index';
+export { MetricsStore } from './observability/metrics-store';
 export { RateLimiter } from './security/rate-limiter';
 
 // Validate the configuration when the Worker starts: a bad setting stops it here, with a
@@ -14,6 +16,11 @@ loadConfig(env);
 export default {
   fetch: app.fetch,
   async queue(batch, env) {
-    await consumeIngestBatch(batch, getServices(env));
+    try {
+      await consumeIngestBatch(batch, getServices(env));
+    } finally {
+      // A consumer invocation may be the isolate's last: send what it counted now.
+      await flushMetrics(env.METRICS);
+    }
   },
 } satisfies ExportedHandler<Env>;

@@ -1,5 +1,6 @@
 import { type Config, loadConfig } from './config';
 import type { IngestMessage } from './ingestion/messages';
+import { createLogger, type Logger } from './observability/log';
 import { createProviders } from './providers';
 import { AccessControl } from './security/access';
 import { ApiKeyStore } from './storage/api-keys';
@@ -10,6 +11,7 @@ import { DocumentStore } from './storage/documents';
 /** Everything the pipelines need, built from config in one place (the composition root). */
 export interface Services {
   config: Config;
+  log: Logger;
   db: D1Database;
   documents: DocumentStore;
   chunks: ChunkStore;
@@ -34,6 +36,7 @@ export function getServices(env: Env): Services {
   const keys = new ApiKeyStore(env.DB);
   const services: Services = {
     config,
+    log: createLogger(config.LOG_LEVEL),
     db: env.DB,
     documents: new DocumentStore(env.DB),
     chunks: new ChunkStore(env.DB),

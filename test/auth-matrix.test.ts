@@ -388,7 +388,7 @@ const ROUTES: Route[] = [
     tenancy: 'none',
     success: 200,
     request: () => ({ method: 'GET', path: '/metrics' }),
-    verify: (body) => expect(body).toMatch(/^rag_documents\{status="ready"\} [1-9]/m),
+    verify: (body) => expect(body).toMatch(/^rag_index_documents\{namespace="[^"]+",status="ready"\} [1-9]/m),
   },
 ];
 

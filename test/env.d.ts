@@ -5,6 +5,10 @@ declare namespace Cloudflare {
     TEST_DATA: Fetcher;
     /** A fake OpenAI API running in Node (test/fakes/openai-server.ts). */
     FAKE_OPENAI: Fetcher;
+    /** `promtool check metrics`, run in Node (test/tools/promtool.ts). */
+    PROMTOOL: Fetcher;
+    /** The CI variable of the test run: there promtool must be installed. */
+    CI: string;
   }
 }
 declare namespace Cloudflare {

@@ -1,9 +1,9 @@
 import { AppError } from '../errors';
+import { metrics } from '../observability/metrics';
 import type { Services } from '../services';
 import { IngestMessage } from './messages';
 import { ingestDocuments, removeFromIndexes } from './pipeline';
 import { applyR2Event, R2EventMessage } from './r2-events';
-
 
 /**
  * Attempts before a document is given up on. Must match `max_retries` + 1 of the queue
@@ -26,6 +26,7 @@ export async function consumeIngestBatch(batch: MessageBatch<unknown>, services:
   for (const message of batch.messages) {
     const ingest = IngestMessage.safeParse(message.body);
     const event = ingest.success ? null : R2EventMessage.safeParse(message.body);
+    metrics.inc('rag_queue_deliveries_total', { kind: ingest.success ? 'ingest' : event?.success ? 'r2_event' : 'malformed' });
     if (ingest.success) valid.push({ message, documentId: ingest.data.documentId });
     else if (event?.success) {
       try {
@@ -34,7 +35,7 @@ export async function consumeIngestBatch(batch: MessageBatch<unknown>, services:
         else message.ack();
       } catch (error) {
         console.error('ingest: R2 event for', event.data.object.key, 'failed', error);
-        message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
+        retry(message, retryDelaySeconds(message.attempts));
       }
     } else {
       // Retrying cannot fix a message we cannot read: log it and let it go.
@@ -52,6 +53,13 @@ export async function consumeIngestBatch(batch: MessageBatch<unknown>, services:
     outcomes = new Map(valid.map((v) => [v.documentId, { status: 'retry', error }]));
   }
 
+  for (const outcome of new Set(outcomes.values())) {
+    metrics.inc('rag_ingested_documents_total', { outcome: outcome.status });
+    if (outcome.status === 'ready') {
+      metrics.inc('rag_ingested_chunks_total', { how: 'embedded' }, outcome.embedded);
+      metrics.inc('rag_ingested_chunks_total', { how: 'reused' }, outcome.chunkCount - outcome.embedded);
+    }
+  }
   for (const { message, documentId } of valid) {
     const outcome = outcomes.get(documentId);
     if (outcome?.status !== 'retry') {
@@ -72,15 +80,21 @@ export async function consumeIngestBatch(batch: MessageBatch<unknown>, services:
         message.ack();
       } else if (message.attempts >= MAX_ATTEMPTS) {
         await services.documents.markFailed(documentId, `Indexing failed after ${message.attempts} attempts: ${reason}`);
+        metrics.inc('rag_queue_dead_lettered_total');
         message.retry(); // past max_retries: the queue moves it to the dead-letter queue
       } else {
         const delaySeconds = retryDelaySeconds(message.attempts);
         await services.documents.markRetrying(documentId, `Attempt ${message.attempts} failed (${reason}); retrying in ${delaySeconds} s.`);
-        message.retry({ delaySeconds });
+        retry(message, delaySeconds);
       }
     } catch (error) {
       console.error('ingest: could not record the failure of', documentId, error);
-      message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
+      retry(message, retryDelaySeconds(message.attempts));
     }
   }
+}
+
+function retry(message: Message<unknown>, delaySeconds: number): void {
+  metrics.inc('rag_queue_retries_total');
+  message.retry({ delaySeconds });
 }

@@ -4,7 +4,7 @@ import { ExtractiveAnswerer } from '../generation/extractive-answerer';
 import { LocalEmbedder } from './local-embedder';
 import { LocalVectorIndexClient } from './local-vector-index-client';
 import { OpenAIChatModel, OpenAIEmbedder } from './openai';
-import { CircuitBreaker, type ResilienceOptions } from './resilience';
+import { CircuitBreaker, type CircuitState, type ResilienceOptions } from './resilience';
 import type { ChatModel, EmbeddingProvider, Reranker, VectorIndex } from './types';
 import { VectorizeIndex } from './vectorize';
 import { WorkersAIChatModel } from './workers-ai-chat';
@@ -32,6 +32,36 @@ function resilience(name: string, config: Config, timeoutMs: number): Resilience
   return { retries: config.PROVIDER_RETRIES, timeoutMs, breaker };
 }
 
+/** The breaker of each cloud backend, by role and provider (local implementations have none). */
+const BREAKERS = {
+  embedding: { 'workers-ai': 'workers-ai-embed', openai: 'openai-embed' },
+  vectors: { vectorize: 'vectorize' },
+  chat: { 'workers-ai': 'workers-ai-chat', openai: 'openai-chat' },
+  reranker: { 'workers-ai': 'workers-ai-rerank' },
+} as const;
+
+export type ProviderRole = keyof typeof BREAKERS;
+
+/**
+ * The circuit state of each cloud backend this config uses, in this isolate, for /status: what
+ * recent real calls found, without making one. `closed` when no call has been made yet; a role
+ * whose provider is local (or none) is absent.
+ */
+export function providerCircuits(config: Config): Partial<Record<ProviderRole, CircuitState>> {
+  const providers: Record<ProviderRole, string> = {
+    embedding: config.EMBEDDING_PROVIDER,
+    vectors: config.VECTOR_PROVIDER,
+    chat: config.CHAT_PROVIDER,
+    reranker: config.RERANK_PROVIDER,
+  };
+  const states: Partial<Record<ProviderRole, CircuitState>> = {};
+  for (const role of Object.keys(BREAKERS) as ProviderRole[]) {
+    const name = (BREAKERS[role] as Record<string, string>)[providers[role]];
+    if (name) states[role] = breakers.get(name)?.state ?? 'closed';
+  }
+  return states;
+}
+
 /** The only place that chooses implementations and touches env.AI, env.VECTORIZE or OpenAI. */
 export function createProviders(env: Env, config: Config): Providers {
   const embedder = createEmbedder(env, config);
@@ -43,7 +73,7 @@ export function createProviders(env: Env, config: Config): Providers {
       config.RERANK_PROVIDER === 'workers-ai'
         ? new WorkersAIReranker(requireBinding(env.AI, 'AI', 'RERANK_PROVIDER'), {
             model: config.RERANK_MODEL,
-            resilience: resilience('workers-ai-rerank', config, config.EMBEDDING_TIMEOUT_MS),
+            resilience: resilience(BREAKERS.reranker['workers-ai'], config, config.EMBEDDING_TIMEOUT_MS),
           })
         : undefined,
   };
@@ -58,7 +88,7 @@ function createEmbedder(env: Env, config: Config): EmbeddingProvider {
         model: config.EMBEDDING_MODEL,
         dimensions: config.EMBEDDING_DIMENSIONS,
         maxBatchSize: config.EMBEDDING_BATCH_SIZE,
-        resilience: resilience('workers-ai-embed', config, config.EMBEDDING_TIMEOUT_MS),
+        resilience: resilience(BREAKERS.embedding['workers-ai'], config, config.EMBEDDING_TIMEOUT_MS),
       });
     case 'openai':
       return new OpenAIEmbedder({
@@ -67,7 +97,7 @@ function createEmbedder(env: Env, config: Config): EmbeddingProvider {
         model: config.EMBEDDING_MODEL,
         dimensions: config.EMBEDDING_DIMENSIONS,
         batchSize: config.EMBEDDING_BATCH_SIZE,
-        resilience: resilience('openai-embed', config, config.EMBEDDING_TIMEOUT_MS),
+        resilience: resilience(BREAKERS.embedding.openai, config, config.EMBEDDING_TIMEOUT_MS),
       });
   }
 }
@@ -80,7 +110,7 @@ function createVectorIndex(env: Env, config: Config, dimensions: number): Vector
       return new VectorizeIndex(requireBinding(env.VECTORIZE, 'VECTORIZE', 'VECTOR_PROVIDER') as unknown as Vectorize, {
         dimensions,
         metadataIndexes: config.VECTORIZE_METADATA_INDEXES,
-        resilience: resilience('vectorize', config, config.EMBEDDING_TIMEOUT_MS),
+        resilience: resilience(BREAKERS.vectors.vectorize, config, config.EMBEDDING_TIMEOUT_MS),
       });
   }
 }
@@ -94,7 +124,7 @@ function createChatModel(env: Env, config: Config): ChatModel {
         model: config.CHAT_MODEL,
         maxTokens: config.LLM_MAX_TOKENS,
         temperature: config.LLM_TEMPERATURE,
-        resilience: resilience('workers-ai-chat', config, config.LLM_TIMEOUT_MS),
+        resilience: resilience(BREAKERS.chat['workers-ai'], config, config.LLM_TIMEOUT_MS),
       });
     case 'openai':
       return new OpenAIChatModel({
@@ -103,7 +133,7 @@ function createChatModel(env: Env, config: Config): ChatModel {
         model: config.CHAT_MODEL,
         maxTokens: config.LLM_MAX_TOKENS,
         temperature: config.LLM_TEMPERATURE,
-        resilience: resilience('openai-chat', config, config.LLM_TIMEOUT_MS),
+        resilience: resilience(BREAKERS.chat.openai, config, config.LLM_TIMEOUT_MS),
       });
   }
 }

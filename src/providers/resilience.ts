@@ -1,4 +1,5 @@
 import { AppError } from '../errors';
+import { metrics } from '../observability/metrics';
 
 /**
  * Retries, timeouts and a circuit breaker for calls to remote providers (OpenAI, Workers
@@ -44,6 +45,22 @@ export async function resilientCall<T>(
   call: (signal: AbortSignal) => Promise<T>,
   options: ResilienceOptions,
 ): Promise<T> {
+  const started = Date.now();
+  const record = (outcome: 'ok' | 'error') => {
+    metrics.inc('rag_provider_calls_total', { provider: label, outcome });
+    metrics.observe('rag_provider_call_duration_seconds', { provider: label }, (Date.now() - started) / 1000);
+  };
+  try {
+    const result = await callWithRetries(label, call, options);
+    record('ok');
+    return result;
+  } catch (error) {
+    record('error');
+    throw error;
+  }
+}
+
+async function callWithRetries<T>(label: string, call: (signal: AbortSignal) => Promise<T>, options: ResilienceOptions): Promise<T> {
   const { breaker, retries } = options;
   const sleep = options.sleep ?? defaultSleep;
   breaker?.admit(label);
@@ -67,6 +84,7 @@ export async function resilientCall<T>(
         breaker?.recordFailure();
         throw error;
       }
+      metrics.inc('rag_provider_retries_total', { provider: label });
       await sleep(delay);
     }
   }

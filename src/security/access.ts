@@ -1,5 +1,6 @@
 import type { Config } from '../config';
 import { AppError } from '../errors';
+import { metrics } from '../observability/metrics';
 import type { ApiKeyStore } from '../storage/api-keys';
 import { apiKeyId, hashApiKey, sameHash, sameSecret, type Scope } from './api-key';
 import { ADMIN, ANONYMOUS, hasScope, PUBLIC, type Principal } from './principal';
@@ -109,6 +110,7 @@ export class AccessControl {
   #limited(admission: { principal: Principal; limit: LimitView }): Admission {
     const { limit } = admission;
     if (limit.admitted) return admission;
+    metrics.inc('rag_rate_limited_requests_total', { kind: admission.principal.keyId ? 'key' : 'ip' });
     if (limit.retryAfterSeconds === null) {
       throw new AppError(
         'rate_limited',
@@ -164,6 +166,7 @@ export class AccessControl {
         .charge({ cost: 1, policy: this.defaults })
         .catch(() => null);
       if (limit && !limit.admitted) {
+        metrics.inc('rag_rate_limited_requests_total', { kind: 'failed_auth' });
         throw new AppError('rate_limited', 'Too many requests without a valid API key from this address.', {
           retryAfterSeconds: limit.retryAfterSeconds ?? undefined,
           headers: { ...rateLimitHeaders(limit), ...WWW_AUTHENTICATE },

@@ -121,6 +121,14 @@ export class ChunkStore {
     return results.map((row) => row.id);
   }
 
+  /** Chunks per namespace, for /metrics. */
+  async countByNamespace(): Promise<{ namespace: string; n: number }[]> {
+    const { results } = await this.#db
+      .prepare('SELECT namespace, COUNT(*) AS n FROM chunks GROUP BY namespace')
+      .all<{ namespace: string; n: number }>();
+    return results;
+  }
+
   /** Chunks in all namespaces, or in one. */
   async count(namespace?: string): Promise<number> {
     const statement = namespace

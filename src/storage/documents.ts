@@ -219,6 +219,14 @@ export class DocumentStore {
     return { documents: row?.documents ?? 0, bytes: row?.bytes ?? 0 };
   }
 
+  /** Documents per namespace and status, for /metrics. */
+  async countByNamespaceAndStatus(): Promise<{ namespace: string; status: DocumentStatus; n: number }[]> {
+    const { results } = await this.#db
+      .prepare('SELECT namespace, status, COUNT(*) AS n FROM documents GROUP BY namespace, status')
+      .all<{ namespace: string; status: DocumentStatus; n: number }>();
+    return results;
+  }
+
   async countByStatus(): Promise<Record<DocumentStatus, number>> {
     const { results } = await this.#db
       .prepare('SELECT status, COUNT(*) AS n FROM documents GROUP BY status')

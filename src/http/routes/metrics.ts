@@ -1,0 +1,37 @@
+import { Hono } from 'hono';
+import { metricTotals } from '../../observability/flush';
+import { type GaugeSample, renderPrometheus } from '../../observability/metrics';
+import type { Services } from '../../services';
+import type { AppEnv } from '../app-env';
+import { guard } from '../guard';
+
+/** Namespaces whose local vector count /metrics reads (one Durable Object call each). */
+const MAX_VECTOR_NAMESPACES = 50;
+
+export const metricsRoutes = new Hono<AppEnv>();
+
+/**
+ * Prometheus text format: the counters and histograms of every isolate (summed in the
+ * MetricsStore Durable Object) and the index's sizes from the catalog. Counts span every
+ * namespace, so admin-only unless OPERATIONS_PUBLIC.
+ */
+metricsRoutes.get('/', guard('admin', { open: (c) => c.var.services.config.OPERATIONS_PUBLIC }), async (c) => {
+  const { services } = c.var;
+  const [totals, gauges] = await Promise.all([metricTotals(c.env.METRICS), indexGauges(services)]);
+  return c.text(renderPrometheus(totals, gauges), 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+});
+
+async function indexGauges(services: Services): Promise<GaugeSample[]> {
+  const [documents, passages] = await Promise.all([services.documents.countByNamespaceAndStatus(), services.chunks.countByNamespace()]);
+  const gauges: GaugeSample[] = [
+    ...documents.map(({ namespace, status, n }) => ({ name: 'rag_index_documents' as const, labels: { namespace, status }, value: n })),
+    ...passages.map(({ namespace, n }) => ({ name: 'rag_index_passages' as const, labels: { namespace }, value: n })),
+  ];
+  // Vectorize counts vectors per index, not per namespace; the local index answers per namespace.
+  if (services.config.VECTOR_PROVIDER === 'local') {
+    const namespaces = [...new Set(documents.map((d) => d.namespace))].slice(0, MAX_VECTOR_NAMESPACES);
+    const counts = await Promise.all(namespaces.map((namespace) => services.vectors.count(namespace)));
+    namespaces.forEach((namespace, i) => gauges.push({ name: 'rag_index_vectors', labels: { namespace }, value: counts[i] ?? 0 }));
+  }
+  return gauges;
+}

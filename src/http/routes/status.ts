@@ -1,0 +1,295 @@
+import { Hono } from 'hono';
+import type { Config } from '../../config';
+import { providerCircuits } from '../../providers';
+import type { CircuitState } from '../../providers/resilience';
+import { isPassageIndex } from '../../providers/types';
+import { hasScope } from '../../security/principal';
+import type { Services } from '../../services';
+import type { AppEnv } from '../app-env';
+import { guard } from '../guard';
+
+/** Each dependency check's deadline: a hung binding makes its component `timed out`, not /status hang. */
+export const STATUS_CHECK_TIMEOUT_MS = 2_000;
+
+/** A key /status asks R2 for; it never exists (and is outside `originals/`, which R2 events skip anyway). */
+const R2_PROBE_KEY = '.status-probe/absent';
+
+/**
+ * `ok`: checked and working. `error`: checked and failing (or timed out). `configured`: a billed
+ * cloud provider that /status does not call (its circuit breaker says what recent real calls
+ * found). `unchecked`: no way to check without side effects (the Queue producer).
+ */
+export type ComponentStatus = 'ok' | 'error' | 'configured' | 'unchecked';
+
+export interface Component {
+  status: ComponentStatus;
+  /** Time the check took, when it called something. */
+  latencyMs?: number;
+  error?: string;
+  [detail: string]: unknown;
+}
+
+export type EngineStatus = 'ready' | 'degraded' | 'misconfigured' | 'unavailable';
+
+/** Without these the engine cannot answer or ingest: one failing makes /status 503. */
+const REQUIRED = ['d1', 'r2', 'searchEngine'] as const;
+
+export const statusRoutes = new Hono<AppEnv>();
+
+/**
+ * Readiness. Every dependency is checked in parallel, each within STATUS_CHECK_TIMEOUT_MS.
+ * Any key (or anyone, with OPERATIONS_PUBLIC) learns `{ status, auth }`; admins (everyone
+ * with auth off) also get each component, counts, the embedding in use and a configuration
+ * summary — never a secret's value. 503 when a required component fails or is misconfigured.
+ */
+statusRoutes.get('/status', guard('read', { open: (c) => c.var.services.config.OPERATIONS_PUBLIC }), async (c) => {
+  const { services, principal } = c.var;
+  const admin = hasScope(principal, 'admin');
+  const [components, authProblem, counts] = await Promise.all([
+    checkComponents(services),
+    checkWayIn(services),
+    admin ? countContents(services) : null,
+  ]);
+
+  const problems: string[] = [];
+  const misconfigured = authProblem !== null || components.searchEngine.misconfigured === true;
+  if (authProblem) problems.push(`auth: ${authProblem}`);
+  for (const [name, component] of Object.entries(components)) {
+    if (component.status === 'error') problems.push(`${name}: ${component.error}`);
+  }
+  const status: EngineStatus = misconfigured
+    ? 'misconfigured'
+    : REQUIRED.some((name) => components[name].status === 'error')
+      ? 'unavailable'
+      : Object.values(components).some((component) => component.status === 'error')
+        ? 'degraded'
+        : 'ready';
+  const code = status === 'misconfigured' || status === 'unavailable' ? 503 : 200;
+  const summary = { status, auth: services.config.AUTH_ENABLED ? 'on' : 'off' };
+  if (!admin || !counts) return c.json(summary, code);
+
+  delete components.searchEngine.misconfigured;
+  const body = {
+    ...summary,
+    ...(problems.length > 0 && { problems }),
+    ...(counts.warnings.length > 0 && { warnings: counts.warnings }),
+    checkedAt: new Date().toISOString(),
+    components,
+    documents: counts.documents,
+    chunks: counts.chunks,
+    embedding: counts.embedding,
+    config: configSummary(services),
+  };
+  return c.json(JSON.parse(redact(JSON.stringify(body), services.config)) as typeof body, code);
+});
+
+type Components = Record<(typeof REQUIRED)[number] | 'queue' | 'embedding' | 'chat', Component> & { reranker?: Component };
+
+async function checkComponents(services: Services): Promise<Components> {
+  const { config } = services;
+  const circuits = providerCircuits(config);
+  const [d1, r2, searchEngine] = await Promise.all([
+    timed(async () => {
+      await services.db.prepare('SELECT 1 AS ok').first();
+      return {};
+    }),
+    timed(async () => {
+      await services.originals.head(R2_PROBE_KEY);
+      return {};
+    }),
+    checkSearchEngine(services, circuits.vectors),
+  ]);
+  const components: Components = {
+    d1,
+    r2,
+    queue: services.queue
+      ? {
+          status: 'unchecked',
+          note: 'A Queue producer has no check that does not send a message, and /status sends none; the INGEST_QUEUE binding is present. Documents stuck in "queued" mean the queue or its consumer is not working.',
+        }
+      : { status: 'error', error: 'the INGEST_QUEUE binding is missing: uploads cannot be queued' },
+    searchEngine,
+    embedding: provider(config.EMBEDDING_PROVIDER, 'local', circuits.embedding, {
+      model: services.embedder.model,
+      dimensions: services.embedder.dimensions,
+    }),
+    chat: provider(config.CHAT_PROVIDER, 'extractive', circuits.chat, { model: services.chat.model }),
+  };
+  if (services.reranker) components.reranker = provider(config.RERANK_PROVIDER, 'none', circuits.reranker, { model: services.reranker.model });
+  return components;
+}
+
+/**
+ * The index of the default namespace: its vector count and whether its dimension matches the
+ * embedder's (a mismatch is a misconfiguration). With Vectorize, keyword search is D1 FTS5:
+ * one row of it is read too.
+ */
+async function checkSearchEngine(services: Services, circuit: CircuitState | undefined): Promise<Component> {
+  const { vectors, config, db } = services;
+  const namespace = config.DEFAULT_NAMESPACE;
+  const local = isPassageIndex(vectors);
+  const engine = local ? { engine: 'local', keyword: 'local index (Durable Object)' } : { engine: config.VECTOR_PROVIDER, keyword: 'D1 FTS5' };
+  const result = await timed(async () => {
+    const [count, mismatch] = await Promise.all([
+      vectors.count(namespace),
+      vectors.dimensionMismatch(namespace),
+      local ? null : db.prepare('SELECT rowid FROM chunks_fts LIMIT 1').first(),
+    ]);
+    const counted = local ? { scope: 'namespace', namespace, count } : { scope: 'index', count };
+    return { mismatch, vectors: counted };
+  });
+  const { mismatch, vectors: counted, ...outcome } = result;
+  const component: Component = {
+    ...outcome,
+    ...engine,
+    dimensions: vectors.dimensions,
+    ...(counted !== undefined && { vectors: counted }),
+    ...(circuit && { circuit }),
+  };
+  if (typeof mismatch === 'string') return { ...component, status: 'error', error: mismatch, misconfigured: true };
+  return component;
+}
+
+/**
+ * A chat model, embedder or reranker. The local ones need no call; a cloud one is billed per
+ * call, so /status reports what is configured and what its circuit breaker says.
+ */
+function provider(name: string, local: string, circuit: CircuitState | undefined, details: Record<string, unknown>): Component {
+  if (name === local || circuit === undefined) return { status: 'ok', provider: name, ...details };
+  const base = { provider: name, ...details, circuit };
+  if (circuit === 'open') {
+    return { status: 'error', ...base, error: 'circuit open: recent calls failed; calls fail fast until a trial call succeeds' };
+  }
+  return { status: 'configured', ...base, note: 'not called by /status (each call is billed)' };
+}
+
+/**
+ * With auth on and no ADMIN_API_KEY, the engine is unusable until some key exists (every /v1
+ * route answers 503): say so, since with OPERATIONS_PUBLIC this is visible to anyone.
+ */
+async function checkWayIn(services: Services): Promise<string | null> {
+  const { config, keys } = services;
+  if (!config.AUTH_ENABLED || config.ADMIN_API_KEY) return null;
+  const usable = await withTimeout(() => keys.anyUsable(new Date().toISOString())).catch(() => true); // D1 failing is d1's problem
+  return usable ? null : 'authentication is on but no key can be used: set the ADMIN_API_KEY secret, or set AUTH_ENABLED=false';
+}
+
+interface Counts {
+  documents: Record<string, number> | null;
+  chunks: number | null;
+  embedding: { model: string; dimensions: number; chunksByModel: Record<string, number> | null };
+  warnings: string[];
+}
+
+/** Documents by status and chunks by embedding model, for admins; null where D1 did not answer. */
+async function countContents(services: Services): Promise<Counts> {
+  const { embedder, db } = services;
+  const [documents, byModel] = await Promise.all([
+    withTimeout(() => services.documents.countByStatus()).catch(() => null),
+    withTimeout(() =>
+      db
+        .prepare('SELECT embedding_model AS model, COUNT(*) AS n FROM chunks GROUP BY embedding_model')
+        .all<{ model: string; n: number }>()
+        .then(({ results }) => results),
+    ).catch(() => null),
+  ]);
+  const chunksByModel = byModel && Object.fromEntries(byModel.map((row) => [row.model, row.n]));
+  const warnings: string[] = [];
+  const stale = byModel?.filter((row) => row.model !== embedder.model).reduce((sum, row) => sum + row.n, 0) ?? 0;
+  if (stale > 0) {
+    warnings.push(`${stale} chunks were embedded with another model than ${embedder.model}: POST /v1/reindex re-embeds them`);
+  }
+  return {
+    documents,
+    chunks: byModel ? byModel.reduce((sum, row) => sum + row.n, 0) : null,
+    embedding: { model: embedder.model, dimensions: embedder.dimensions, chunksByModel },
+    warnings,
+  };
+}
+
+/** What is configured, without a secret's value (only whether each is set). */
+function configSummary({ config, embedder, chat, reranker }: Services) {
+  const usesOpenAI = config.EMBEDDING_PROVIDER === 'openai' || config.CHAT_PROVIDER === 'openai';
+  return {
+    providers: {
+      embedding: { provider: config.EMBEDDING_PROVIDER, model: embedder.model, dimensions: embedder.dimensions },
+      vectorIndex: {
+        provider: config.VECTOR_PROVIDER,
+        defaultNamespace: config.DEFAULT_NAMESPACE,
+        ...(config.VECTOR_PROVIDER === 'vectorize' && { metadataIndexes: config.VECTORIZE_METADATA_INDEXES }),
+      },
+      chat: { provider: config.CHAT_PROVIDER, model: chat.model, maxTokens: config.LLM_MAX_TOKENS, temperature: config.LLM_TEMPERATURE },
+      reranker: { provider: config.RERANK_PROVIDER, ...(reranker && { model: reranker.model, candidates: config.RERANK_CANDIDATES }) },
+      ...(usesOpenAI && { openai: { baseUrlHost: hostOf(config.OPENAI_BASE_URL) } }),
+      retries: config.PROVIDER_RETRIES,
+      timeoutsMs: { embedding: config.EMBEDDING_TIMEOUT_MS, chat: config.LLM_TIMEOUT_MS },
+    },
+    chunking: { size: config.CHUNK_SIZE, overlap: config.CHUNK_OVERLAP },
+    retrieval: {
+      topK: config.DEFAULT_TOP_K,
+      candidates: config.RETRIEVAL_CANDIDATES,
+      fusion: { rrfK: config.RRF_K, vectorWeight: config.VECTOR_WEIGHT, keywordWeight: config.KEYWORD_WEIGHT },
+    },
+    uploads: { maxBytes: config.MAX_UPLOAD_BYTES, maxFiles: config.MAX_FILES_PER_UPLOAD, ingestConcurrency: config.INGEST_CONCURRENCY },
+    auth: { enabled: config.AUTH_ENABLED, operationsPublic: config.OPERATIONS_PUBLIC },
+    rateLimits: {
+      perMinute: config.RATE_LIMIT_PER_MINUTE,
+      burst: config.RATE_LIMIT_BURST,
+      anonymous: config.RATE_LIMIT_ANONYMOUS,
+      whenLimiterUnavailable: config.RATE_LIMIT_UNAVAILABLE,
+    },
+    quotas: { documents: config.QUOTA_DOCUMENTS, bytes: config.QUOTA_BYTES, passages: config.QUOTA_PASSAGES },
+    cors: { origins: config.CORS_ORIGINS.length, anyOrigin: config.CORS_ORIGINS.includes('*') },
+    secrets: { ADMIN_API_KEY: config.ADMIN_API_KEY ? 'set' : 'unset', OPENAI_API_KEY: config.OPENAI_API_KEY ? 'set' : 'unset' },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+
+class TimedOut extends Error {
+  constructor() {
+    super('timed out');
+  }
+}
+
+/** What `work` resolves to, or a rejection with "timed out" after `ms`; a synchronous throw becomes a rejection. */
+function withTimeout<T>(work: () => Promise<T>, ms = STATUS_CHECK_TIMEOUT_MS): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const started = Promise.resolve().then(work);
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TimedOut()), ms);
+  });
+  return Promise.race([started, deadline]).finally(() => clearTimeout(timer));
+}
+
+/** Runs a check within the deadline: `ok` with what it returned, or `error` with why; both with the time taken. */
+async function timed<T extends Record<string, unknown>>(check: () => Promise<T>): Promise<Component & Partial<T>> {
+  const started = Date.now();
+  try {
+    const details = await withTimeout(check);
+    return { status: 'ok', latencyMs: Date.now() - started, ...details };
+  } catch (error) {
+    return { status: 'error', latencyMs: Date.now() - started, error: describe(error) } as Component & Partial<T>;
+  }
+}
+
+function describe(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return (message || 'failed').slice(0, 300);
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return 'invalid';
+  }
+}
+
+/** Belt and braces: no secret's value leaves /status, even inside an error message. */
+function redact(text: string, config: Config): string {
+  for (const secret of [config.ADMIN_API_KEY, config.OPENAI_API_KEY]) {
+    if (secret) text = text.split(JSON.stringify(secret).slice(1, -1)).join('[redacted]');
+  }
+  return text;
+}
