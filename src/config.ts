@@ -97,6 +97,16 @@ export const Config = z
     MAX_FILES_PER_UPLOAD: positiveInt(100),
     /** Documents processed at once within one queue batch. */
     INGEST_CONCURRENCY: positiveInt(8),
+    // Caches (src/cache/): query embeddings by (model, dimensions, SHA-256 of the text);
+    // answers of /v1/query and non-streamed chats by (namespace generation, request).
+    CACHE_ENABLED: flag(true),
+    /** Embeddings of a model never change: kept a day. */
+    EMBEDDING_CACHE_TTL_SECONDS: positiveInt(86_400),
+    /**
+     * An answer is never served after its namespace changes (the generation is in its key);
+     * the TTL bounds what else may change it: a deploy, or Vectorize applying a write late.
+     */
+    RESPONSE_CACHE_TTL_SECONDS: positiveInt(300),
     // Operations.
     /** Structured logs below this level are dropped (debug, info, warn, error). */
     LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),

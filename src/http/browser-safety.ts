@@ -38,7 +38,7 @@ export function corsForConfiguredOrigins(): MiddlewareHandler<AppEnv> {
       origin: origins.includes('*') ? '*' : origins,
       allowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
       allowHeaders: ['Authorization', 'X-API-Key', 'Content-Type', 'X-Request-Id'],
-      exposeHeaders: ['RateLimit', 'RateLimit-Policy', 'Retry-After', 'X-Request-Id'],
+      exposeHeaders: ['RateLimit', 'RateLimit-Policy', 'Retry-After', 'X-Request-Id', 'X-Cache'],
       maxAge: 600,
     })(c, next);
   };

@@ -164,8 +164,10 @@ async function index(services: Services, group: Prepared[]): Promise<Map<string,
     if (ready.has(plan.document.id)) {
       outcomes.set(plan.document.id, { status: 'ready', chunkCount: plan.records.length, embedded: plan.toEmbed.length, removed: plan.stale.length });
     } else {
-      // Deleted while we worked: take back what we wrote.
+      // Deleted while we worked: take back what we wrote. The local index showed it from
+      // `publish` until now, after the delete had bumped the generation: bump it again.
       await removeFromIndexes(services, plan.document);
+      if (isPassageIndex(services.vectors)) await services.documents.bumpGeneration(plan.document.namespace);
       outcomes.set(plan.document.id, { status: 'gone' });
     }
   }

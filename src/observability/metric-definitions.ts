@@ -26,6 +26,7 @@ export const METRICS = {
   rag_provider_calls_total: { type: 'counter', help: 'Calls to outside providers, by provider and outcome (ok, error).' },
   rag_provider_retries_total: { type: 'counter', help: 'Retried attempts of provider calls, by provider.' },
   rag_provider_call_duration_seconds: { type: 'histogram', help: 'Provider call latency, retries included, by provider.', buckets: LATENCY_BUCKETS },
+  rag_cache_requests_total: { type: 'counter', help: 'Cache lookups, by cache (embedding, response) and result (hit, miss).' },
   rag_index_documents: { type: 'gauge', help: 'Documents in the catalog, by namespace and status.' },
   rag_index_passages: { type: 'gauge', help: 'Passages (chunks) in the catalog, by namespace.' },
   rag_index_vectors: { type: 'gauge', help: 'Vectors in the vector index, by namespace (local index only; Vectorize counts per index).' },

@@ -1,3 +1,4 @@
+import { embedQuery } from '../cache/embeddings';
 import { isPassageIndex, type MetadataFilter, type PassageIndex, type Reranker, type ScoredPassage } from '../providers/types';
 import type { Services } from '../services';
 import { PASSAGE_COLUMNS, type PassageRow, passageFromRow } from '../storage/chunks';
@@ -45,7 +46,7 @@ export async function search(services: Services, request: SearchRequest): Promis
 
 async function passageIndexSearch(services: Services, index: PassageIndex, request: SearchRequest, wanted: number): Promise<Passage[]> {
   const { config } = services;
-  const vector = request.mode === 'keyword' ? null : ((await services.embedder.embed([request.query]))[0] as Float32Array);
+  const vector = request.mode === 'keyword' ? null : await embedQuery(services, request.query);
   return index.search({
     namespace: request.namespace,
     text: request.query,
@@ -94,8 +95,8 @@ async function separateSearch(services: Services, request: SearchRequest, wanted
 }
 
 async function vectorSearch(services: Services, request: SearchRequest, candidates: number) {
-  const [vector] = await services.embedder.embed([request.query]);
-  return services.vectors.query(vector as Float32Array, {
+  const vector = await embedQuery(services, request.query);
+  return services.vectors.query(vector, {
     topK: Math.min(candidates, MAX_VECTOR_CANDIDATES),
     namespace: request.namespace,
     filter: request.filter,

@@ -68,6 +68,16 @@ function fromRow(row: DocumentRow): DocumentRecord {
   };
 }
 
+/**
+ * Bumps the generation of the namespace of the documents whose ids are bound (a JSON array).
+ * Run in the same batch (one transaction) as the change itself. A namespace's first
+ * generation is the current time in ms rather than 1, so a recreated database never reuses
+ * a generation that answers cached under the old one may still carry.
+ */
+const BUMP_GENERATIONS = `INSERT INTO namespace_generations (namespace, generation)
+  SELECT DISTINCT namespace, ? FROM documents WHERE id IN (SELECT value FROM json_each(?))
+  ON CONFLICT (namespace) DO UPDATE SET generation = generation + 1`;
+
 export type NewDocument = Pick<DocumentRecord, 'id' | 'namespace' | 'title' | 'filename' | 'type' | 'size' | 'r2Key' | 'metadata'>;
 
 /** The document catalog in D1. */
@@ -160,26 +170,51 @@ export class DocumentStore {
        WHERE id = ?`,
     );
     const byId = new Map(updates.map((u) => [u.id, u]));
-    return this.#changed([...byId.keys()], (id) => {
-      const u = byId.get(id) as (typeof updates)[number];
-      return statement.bind(u.chunkCount, u.embeddingModel, now, now, vectorWrite?.mutationId ?? null, vectorWrite?.at ?? null, id);
-    });
+    const ids = [...byId.keys()];
+    // Answers cached for these namespaces are stale from the moment the documents are ready.
+    return this.#changed(
+      ids,
+      (id) => {
+        const u = byId.get(id) as (typeof updates)[number];
+        return statement.bind(u.chunkCount, u.embeddingModel, now, now, vectorWrite?.mutationId ?? null, vectorWrite?.at ?? null, id);
+      },
+      [this.#bumpGenerations(ids)],
+    );
   }
 
-  /** Runs one UPDATE per id in a batch and returns the ids whose row changed. */
-  async #changed(ids: string[], statementFor: (id: string) => D1PreparedStatement): Promise<Set<string>> {
+  /** Runs one UPDATE per id in a batch (with `also` after them) and returns the ids whose row changed. */
+  async #changed(ids: string[], statementFor: (id: string) => D1PreparedStatement, also: D1PreparedStatement[] = []): Promise<Set<string>> {
     if (ids.length === 0) return new Set();
-    const results = await this.#db.batch(ids.map(statementFor));
+    const results = await this.#db.batch([...ids.map(statementFor), ...also]);
     return new Set(ids.filter((_, i) => (results[i]?.meta.changes ?? 0) > 0));
   }
 
+  #bumpGenerations(ids: string[]): D1PreparedStatement {
+    return this.#db.prepare(BUMP_GENERATIONS).bind(Date.now(), JSON.stringify(ids));
+  }
+
+  /**
+   * The namespace's generation: it changes whenever what the namespace can return changes
+   * (one indexed read by primary key; 0 for a namespace never changed since migration 0006).
+   */
+  async generation(namespace: string): Promise<number> {
+    const row = await this.#db.prepare('SELECT generation FROM namespace_generations WHERE namespace = ?').bind(namespace).first<{ generation: number }>();
+    return row?.generation ?? 0;
+  }
+
+  /**
+   * Also bumps the namespace's generation, whether or not the document was ever ready: a
+   * failed attempt may have published passages (local index) before they were taken back.
+   */
   async markFailed(id: string, reason: string): Promise<void> {
-    await this.#db
-      .prepare(
-        `UPDATE documents SET status = 'failed', error = ?, chunk_count = 0, indexed_at = NULL, updated_at = ? WHERE id = ?`,
-      )
-      .bind(reason, new Date().toISOString(), id)
-      .run();
+    await this.#db.batch([
+      this.#db
+        .prepare(
+          `UPDATE documents SET status = 'failed', error = ?, chunk_count = 0, indexed_at = NULL, updated_at = ? WHERE id = ?`,
+        )
+        .bind(reason, new Date().toISOString(), id),
+      this.#bumpGenerations([id]),
+    ]);
   }
 
   /** Back in the queue after a transient failure; `note` says why, for the user. */
@@ -198,8 +233,23 @@ export class DocumentStore {
     }
   }
 
+  /** Also bumps the namespace's generation (before the row goes, in the same transaction). */
   async delete(id: string): Promise<void> {
-    await this.#db.prepare('DELETE FROM documents WHERE id = ?').bind(id).run();
+    await this.#db.batch([this.#bumpGenerations([id]), this.#db.prepare('DELETE FROM documents WHERE id = ?').bind(id)]);
+  }
+
+  /**
+   * Bumps a namespace's generation by name: for changes to an index outside a catalog write
+   * (passages taken back after the document was deleted meanwhile).
+   */
+  async bumpGeneration(namespace: string): Promise<void> {
+    await this.#db
+      .prepare(
+        `INSERT INTO namespace_generations (namespace, generation) VALUES (?, ?)
+         ON CONFLICT (namespace) DO UPDATE SET generation = generation + 1`,
+      )
+      .bind(namespace, Date.now())
+      .run();
   }
 
   async allIds(namespace?: string): Promise<string[]> {

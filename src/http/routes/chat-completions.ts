@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
+import { cachedAnswer } from '../../cache/responses';
 import { citationsOf, startAnswer } from '../../generation/answer';
 import type { ChatMessage } from '../../providers/types';
 import type { AppEnv } from '../app-env';
@@ -61,23 +62,30 @@ export const chatCompletionsRoutes = new Hono<AppEnv>();
 chatCompletionsRoutes.post('/', guard('read', { cost: ROUTE_COST.chat }), async (c) => {
   const { services, principal } = c.var;
   const body = await readJson(c, ChatCompletionsBody);
-  const { passages, pieces } = await startAnswer(services, toChatMessages(body.messages), retrievalOptions(body, services.config, principal));
+  const messages = toChatMessages(body.messages);
+  const options = retrievalOptions(body, services.config, principal);
   const id = `chatcmpl-${crypto.randomUUID().replaceAll('-', '')}`;
   const created = Math.floor(Date.now() / 1000);
   const model = services.chat.model;
 
   if (!body.stream) {
-    let answer = '';
-    for await (const piece of pieces) answer += piece;
+    // Cached: the answer and its citations; id and created are this response's own.
+    const { answer, citations } = await cachedAnswer(c, { route: 'chat-completions', ...options, messages }, async () => {
+      const { passages, pieces } = await startAnswer(services, messages, options);
+      let answer = '';
+      for await (const piece of pieces) answer += piece;
+      return { answer, citations: citationsOf(answer, passages) };
+    });
     return c.json({
       id,
       object: 'chat.completion',
       created,
       model,
       choices: [{ index: 0, message: { role: 'assistant', content: answer }, finish_reason: 'stop' }],
-      citations: citationsOf(answer, passages),
+      citations,
     });
   }
+  const { pieces } = await startAnswer(services, messages, options);
   const chunk = (delta: Record<string, string>, finish: string | null) =>
     JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta, finish_reason: finish }] });
   return streamSSE(c, async (stream) => {

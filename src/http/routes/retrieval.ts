@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
+import { cachedAnswer } from '../../cache/responses';
 import { citationsOf, startAnswer } from '../../generation/answer';
 import { search } from '../../retrieval/search';
 import type { AppEnv } from '../app-env';
@@ -29,21 +30,30 @@ export const retrievalRoutes = new Hono<AppEnv>();
 retrievalRoutes.post('/query', guard('read'), async (c) => {
   const { services, principal } = c.var;
   const body = await readJson(c, QueryBody);
-  const passages = await search(services, { query: body.query, ...retrievalOptions(body, services.config, principal) });
-  return c.json({ query: body.query, passages: passages.map(presentPassage) });
+  const options = retrievalOptions(body, services.config, principal);
+  const passages = await cachedAnswer(c, { route: 'query', ...options, query: body.query }, async () =>
+    (await search(services, { query: body.query, ...options })).map(presentPassage),
+  );
+  return c.json({ query: body.query, passages });
 });
 
 retrievalRoutes.post('/chat', guard('read', { cost: ROUTE_COST.chat }), async (c) => {
   const { services, principal } = c.var;
   const body = await readJson(c, ChatBody);
   const messages = body.messages ?? [{ role: 'user' as const, content: body.query ?? '' }];
-  const { passages, pieces } = await startAnswer(services, messages, retrievalOptions(body, services.config, principal));
+  const options = retrievalOptions(body, services.config, principal);
 
   if (!body.stream) {
-    let answer = '';
-    for await (const piece of pieces) answer += piece;
-    return c.json({ answer, citations: citationsOf(answer, passages), passages: passages.map(presentPassage) });
+    return c.json(
+      await cachedAnswer(c, { route: 'chat', ...options, messages }, async () => {
+        const { passages, pieces } = await startAnswer(services, messages, options);
+        let answer = '';
+        for await (const piece of pieces) answer += piece;
+        return { answer, citations: citationsOf(answer, passages), passages: passages.map(presentPassage) };
+      }),
+    );
   }
+  const { passages, pieces } = await startAnswer(services, messages, options);
   // Server-sent events: the passages first (so a client can show sources at once), then
   // the answer as it is produced, then the citations it made.
   return streamSSE(c, async (stream) => {
