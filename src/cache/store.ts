@@ -1,4 +1,4 @@
-import { waitUntil } from 'cloudflare:workers';
+import { inBackground } from '../background';
 
 /**
  * Two tiers for values that may be reused: a bounded LRU in this isolate's memory (free, but
@@ -88,14 +88,4 @@ export function cacheApiPut(path: string, body: BodyInit, contentType: string, t
     .put(`${CACHE_ORIGIN}/${path}`, new Response(body, { headers: { 'content-type': contentType, 'cache-control': `max-age=${ttlSeconds}` } }))
     .catch((error: unknown) => console.warn(JSON.stringify({ level: 'warn', msg: 'cache write failed', error: String(error) })));
   return inBackground(put);
-}
-
-/** Runs `promise` past the response (waitUntil); awaited when there is no invocation to extend. */
-function inBackground(promise: Promise<void>): Promise<void> {
-  try {
-    waitUntil(promise);
-    return Promise.resolve();
-  } catch {
-    return promise;
-  }
 }

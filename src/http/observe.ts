@@ -36,8 +36,7 @@ export function observeRequests(): MiddlewareHandler<AppEnv> {
       ms,
       key: c.get('principal')?.keyId ?? null,
     });
-    const waitUntil = backgroundOf(c);
-    if (waitUntil) flushMetricsIfDue(c.env.METRICS, waitUntil);
+    await flushMetricsIfDue(c.env.METRICS);
   };
 }
 
@@ -45,14 +44,4 @@ export function observeRequests(): MiddlewareHandler<AppEnv> {
 function routeOf(c: Context<AppEnv>): string {
   const path = routePath(c, -1);
   return path === '*' || path === '/*' ? 'unmatched' : path;
-}
-
-/** `waitUntil` of the invocation; absent when the app is called without one (some tests). */
-function backgroundOf(c: Context<AppEnv>): ((promise: Promise<unknown>) => void) | null {
-  try {
-    const ctx = c.executionCtx;
-    return (promise) => ctx.waitUntil(promise);
-  } catch {
-    return null;
-  }
 }

@@ -1,3 +1,4 @@
+import { inBackground } from '../background';
 import { metrics, type MetricsSnapshot } from './metrics';
 import type { MetricsStore } from './metrics-store';
 
@@ -23,8 +24,8 @@ export async function flushMetrics(namespace: DurableObjectNamespace<MetricsStor
 }
 
 /** Flushes in the background (waitUntil) when the interval has passed, off the request's path. */
-export function flushMetricsIfDue(namespace: DurableObjectNamespace<MetricsStore>, waitUntil: (promise: Promise<unknown>) => void): void {
-  if (metrics.dirty && Date.now() - lastFlush >= FLUSH_INTERVAL_MS) waitUntil(flushMetrics(namespace));
+export function flushMetricsIfDue(namespace: DurableObjectNamespace<MetricsStore>): Promise<void> {
+  return metrics.dirty && Date.now() - lastFlush >= FLUSH_INTERVAL_MS ? inBackground(flushMetrics(namespace)) : Promise.resolve();
 }
 
 /** Everything counted so far, this isolate's unsent counts included. */
