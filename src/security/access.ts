@@ -25,6 +25,10 @@ export interface Admission {
   limit: LimitView | null;
 }
 
+/** What to do when `lockedOut`: said by every /v1 route (503) and by /status. */
+export const LOCKED_OUT =
+  'Authentication is on but no key can be used: set the ADMIN_API_KEY secret (`wrangler secret put ADMIN_API_KEY`, or .dev.vars under `npm start`), or set AUTH_ENABLED=false.';
+
 const WWW_AUTHENTICATE = { 'WWW-Authenticate': 'Bearer realm="rag-engine"' };
 /** How long a client should wait when the limiter is unreachable. */
 const UNAVAILABLE_RETRY_SECONDS = 5;
@@ -84,6 +88,12 @@ export class AccessControl {
       case 'checked':
         return this.#limited({ principal: { keyId: result.key.id, scopes: result.key.scopes, namespaces: result.key.namespaces }, limit: result.limit });
     }
+  }
+
+  /** Auth is on, yet no key could ever pass: no admin secret and no usable key (never open by accident). */
+  async lockedOut(): Promise<boolean> {
+    const { AUTH_ENABLED, ADMIN_API_KEY } = this.#config;
+    return AUTH_ENABLED && !ADMIN_API_KEY && !(await this.#keys.anyUsable(new Date().toISOString()));
   }
 
   /** Revokes a key in its limiter first (which refuses it at once), then in the catalog. */
@@ -155,12 +165,7 @@ export class AccessControl {
    * path), so guessing keys, or making the engine look up made-up ones, is throttled too.
    */
   async #unauthenticated(request: AccessRequest, message: string): Promise<never> {
-    if (!this.#config.ADMIN_API_KEY && !(await this.#keys.anyUsable(new Date().toISOString()))) {
-      throw new AppError(
-        'misconfigured',
-        'Authentication is on but no key can be used: set the ADMIN_API_KEY secret (`wrangler secret put ADMIN_API_KEY`, or .dev.vars under `npm start`), or set AUTH_ENABLED=false.',
-      );
-    }
+    if (await this.lockedOut()) throw new AppError('misconfigured', LOCKED_OUT);
     if (request.clientIp) {
       const limit = await this.#stub(`failed-auth:${request.clientIp}`)
         .charge({ cost: 1, policy: this.defaults })

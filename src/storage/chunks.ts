@@ -121,6 +121,19 @@ export class ChunkStore {
     return results.map((row) => row.id);
   }
 
+  /** Chunks per embedding model, for /status (chunks of another model than the current need a re-index). */
+  async countByModel(): Promise<{ model: string; n: number }[]> {
+    const { results } = await this.#db
+      .prepare('SELECT embedding_model AS model, COUNT(*) AS n FROM chunks GROUP BY embedding_model')
+      .all<{ model: string; n: number }>();
+    return results;
+  }
+
+  /** Reads one row of the FTS5 keyword index: throws when it is missing or broken. */
+  async probeKeywordIndex(): Promise<void> {
+    await this.#db.prepare('SELECT rowid FROM chunks_fts LIMIT 1').first();
+  }
+
   /** Chunks per namespace, for /metrics. */
   async countByNamespace(): Promise<{ namespace: string; n: number }[]> {
     const { results } = await this.#db

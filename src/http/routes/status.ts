@@ -3,6 +3,7 @@ import type { Config } from '../../config';
 import { providerCircuits } from '../../providers';
 import type { CircuitState } from '../../providers/resilience';
 import { isPassageIndex } from '../../providers/types';
+import { LOCKED_OUT } from '../../security/access';
 import { hasScope } from '../../security/principal';
 import type { Services } from '../../services';
 import type { AppEnv } from '../app-env';
@@ -125,7 +126,7 @@ async function checkComponents(services: Services): Promise<Components> {
  * one row of it is read too.
  */
 async function checkSearchEngine(services: Services, circuit: CircuitState | undefined): Promise<Component> {
-  const { vectors, config, db } = services;
+  const { vectors, config } = services;
   const namespace = config.DEFAULT_NAMESPACE;
   const local = isPassageIndex(vectors);
   const engine = local ? { engine: 'local', keyword: 'local index (Durable Object)' } : { engine: config.VECTOR_PROVIDER, keyword: 'D1 FTS5' };
@@ -133,7 +134,7 @@ async function checkSearchEngine(services: Services, circuit: CircuitState | und
     const [count, mismatch] = await Promise.all([
       vectors.count(namespace),
       vectors.dimensionMismatch(namespace),
-      local ? null : db.prepare('SELECT rowid FROM chunks_fts LIMIT 1').first(),
+      local ? null : services.chunks.probeKeywordIndex(),
     ]);
     const counted = local ? { scope: 'namespace', namespace, count } : { scope: 'index', count };
     return { mismatch, vectors: counted };
@@ -164,14 +165,12 @@ function provider(name: string, local: string, circuit: CircuitState | undefined
 }
 
 /**
- * With auth on and no ADMIN_API_KEY, the engine is unusable until some key exists (every /v1
- * route answers 503): say so, since with OPERATIONS_PUBLIC this is visible to anyone.
+ * With auth on and no way in, every /v1 route answers 503 (AccessControl.lockedOut): say so,
+ * since with OPERATIONS_PUBLIC this is visible to anyone. D1 failing is d1's problem.
  */
 async function checkWayIn(services: Services): Promise<string | null> {
-  const { config, keys } = services;
-  if (!config.AUTH_ENABLED || config.ADMIN_API_KEY) return null;
-  const usable = await withTimeout(() => keys.anyUsable(new Date().toISOString())).catch(() => true); // D1 failing is d1's problem
-  return usable ? null : 'authentication is on but no key can be used: set the ADMIN_API_KEY secret, or set AUTH_ENABLED=false';
+  const lockedOut = await withTimeout(() => services.access.lockedOut()).catch(() => false);
+  return lockedOut ? LOCKED_OUT : null;
 }
 
 interface Counts {
@@ -183,15 +182,10 @@ interface Counts {
 
 /** Documents by status and chunks by embedding model, for admins; null where D1 did not answer. */
 async function countContents(services: Services): Promise<Counts> {
-  const { embedder, db } = services;
+  const { embedder } = services;
   const [documents, byModel] = await Promise.all([
     withTimeout(() => services.documents.countByStatus()).catch(() => null),
-    withTimeout(() =>
-      db
-        .prepare('SELECT embedding_model AS model, COUNT(*) AS n FROM chunks GROUP BY embedding_model')
-        .all<{ model: string; n: number }>()
-        .then(({ results }) => results),
-    ).catch(() => null),
+    withTimeout(() => services.chunks.countByModel()).catch(() => null),
   ]);
   const chunksByModel = byModel && Object.fromEntries(byModel.map((row) => [row.model, row.n]));
   const warnings: string[] = [];
