@@ -133,6 +133,15 @@ function fieldNameProblem(name: string): string | null {
   return null;
 }
 
+/**
+ * What is wrong with a metadata or filter value, or null: a string (within `tooLong`'s size
+ * and well-formed), a finite number or a boolean.
+ */
+function valueProblem(value: unknown, tooLong: (text: string) => string | null): string | null {
+  if (typeof value === 'string') return tooLong(value) ?? (LONE_SURROGATE.test(value) ? NOT_UNICODE : null);
+  return typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value)) ? null : 'must be a string, a finite number or a boolean';
+}
+
 /** Filterable document metadata: it travels with every vector, ≤ 10 KiB in Vectorize. */
 export const Metadata = checked<VectorMetadata>((value) => {
   if (!isObject(value)) return [{ path: [], message: 'must be an object of "field": string, number or boolean' }];
@@ -143,13 +152,8 @@ export const Metadata = checked<VectorMetadata>((value) => {
     const name = fieldNameProblem(key);
     if (name) problems.push({ path: [], message: name });
     else if (key === 'documentId') problems.push({ path: [], message: '"documentId" is reserved' });
-    const v = value[key];
-    if (typeof v === 'string') {
-      if (v.length > L.maxMetadataValueChars) problems.push({ path: [clip(key)], message: atMost(L.maxMetadataValueChars) });
-      else if (LONE_SURROGATE.test(v)) problems.push({ path: [clip(key)], message: NOT_UNICODE });
-    } else if (!(typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v)))) {
-      problems.push({ path: [clip(key)], message: 'must be a string, a finite number or a boolean' });
-    }
+    const problem = valueProblem(value[key], (text) => (text.length > L.maxMetadataValueChars ? atMost(L.maxMetadataValueChars) : null));
+    if (problem) problems.push({ path: [clip(key)], message: problem });
   }
   if (problems.length === 0 && utf8Bytes(JSON.stringify(value)) > L.maxMetadataBytes) {
     problems.push({ path: [], message: `${atMost(L.maxMetadataBytes, 'bytes')} as JSON (Vectorize keeps 10 KiB per vector)` });
@@ -170,15 +174,12 @@ export const Filter = checked<MetadataFilter>((value) => {
   if (fields.length > L.maxFilterFields) return [{ path: [], message: atMost(L.maxFilterFields, 'fields') }];
   const problems: Problem[] = [];
   let count = 0;
+  const tooLong = (text: string) =>
+    utf8Bytes(text) > L.maxFilterStringBytes ? `${atMost(L.maxFilterStringBytes, 'bytes')} of UTF-8 (Vectorize indexes a string's first 64 bytes)` : null;
   const scalar = (v: unknown, path: (string | number)[]) => {
     count++;
-    if (typeof v === 'string') {
-      if (utf8Bytes(v) > L.maxFilterStringBytes) {
-        problems.push({ path, message: `${atMost(L.maxFilterStringBytes, 'bytes')} of UTF-8 (Vectorize indexes a string's first 64 bytes)` });
-      } else if (LONE_SURROGATE.test(v)) problems.push({ path, message: NOT_UNICODE });
-    } else if (!(typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v)))) {
-      problems.push({ path, message: 'must be a string, a finite number or a boolean' });
-    }
+    const problem = valueProblem(v, tooLong);
+    if (problem) problems.push({ path, message: problem });
   };
   for (const field of fields) {
     const where = clip(field);

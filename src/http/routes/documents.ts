@@ -24,19 +24,14 @@ const tooManyFiles = (max: number) => `${atMost(max, 'files or documents')} per 
 
 /**
  * One text, or many at once (bulk loads: one request, one catalog write, one queue batch), at
- * most `maxDocuments` of them (zod refuses a longer list before looking at its items).
+ * most `maxDocuments` of them (zod refuses a longer list before looking at its items). Built
+ * per upload, since the cap is a setting: a few microseconds beside the upload's own work.
  */
-const textUploads = new Map<number, ReturnType<typeof textUploadSchema>>();
-function textUploadSchema(maxDocuments: number) {
+function textUpload(maxDocuments: number) {
   return z.union([
     TextDocument.extend({ namespace: Namespace.optional() }),
     z.object({ documents: z.array(TextDocument).min(1).max(maxDocuments, tooManyFiles(maxDocuments)), namespace: Namespace.optional() }),
   ]);
-}
-function textUpload(maxDocuments: number) {
-  let schema = textUploads.get(maxDocuments);
-  if (!schema) textUploads.set(maxDocuments, (schema = textUploadSchema(maxDocuments)));
-  return schema;
 }
 
 const ListQuery = z.object({
