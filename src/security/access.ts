@@ -1,9 +1,10 @@
 import type { Config } from '../config';
 import { AppError } from '../errors';
 import { metrics } from '../observability/metrics';
-import type { ApiKeyStore } from '../storage/api-keys';
-import { apiKeyId, hashApiKey, sameHash, sameSecret, type Scope } from './api-key';
-import { ADMIN, ANONYMOUS, hasScope, PUBLIC, type Principal } from './principal';
+import type { ApiKeyRecord, ApiKeyStore } from '../storage/api-keys';
+import { apiKeyId, hashApiKey, sameSecret, type Scope } from './api-key';
+import { checkKey, type KeyVerdict } from './key-check';
+import { ADMIN, ANONYMOUS, PUBLIC, type Principal } from './principal';
 import type { AuthorizeResult, LimitView, RateLimiter } from './rate-limiter';
 import type { BucketPolicy } from './token-bucket';
 
@@ -28,6 +29,13 @@ export interface Admission {
 /** What to do when `lockedOut`: said by every /v1 route (503) and by /status. */
 export const LOCKED_OUT =
   'Authentication is on but no key can be used: set the ADMIN_API_KEY secret (`wrangler secret put ADMIN_API_KEY`, or .dev.vars under `npm start`), or set AUTH_ENABLED=false.';
+
+/** Why a key was refused, by verdict (see key-check.ts). */
+const REFUSALS = {
+  unknown: 'This API key is not valid.',
+  revoked: 'This API key has been revoked.',
+  expired: 'This API key has expired: ask an admin for a new one.',
+} as const;
 
 const WWW_AUTHENTICATE = { 'WWW-Authenticate': 'Bearer realm="rag-engine"' };
 /** How long a client should wait when the limiter is unreachable. */
@@ -68,7 +76,7 @@ export class AccessControl {
       return this.#charged(ADMIN, request, () => this.#stub('admin').charge({ cost: request.cost, policy: this.defaults }));
     }
     const keyId = apiKeyId(credential);
-    if (!keyId) return this.#unauthenticated(request, 'This API key is not valid.');
+    if (!keyId) return this.#refuse('unknown', request);
     const hash = await hashApiKey(credential);
     let result: AuthorizeResult;
     try {
@@ -76,18 +84,8 @@ export class AccessControl {
     } catch (error) {
       return this.#withoutLimiter(error, request, await this.#checkInCatalog(keyId, hash, request));
     }
-    switch (result.outcome) {
-      case 'unknown':
-        return this.#unauthenticated(request, 'This API key is not valid.');
-      case 'revoked':
-        return this.#unauthenticated(request, 'This API key has been revoked.');
-      case 'expired':
-        return this.#unauthenticated(request, 'This API key has expired: ask an admin for a new one.');
-      case 'forbidden':
-        throw forbidden(request.scope);
-      case 'checked':
-        return this.#limited({ principal: { keyId: result.key.id, scopes: result.key.scopes, namespaces: result.key.namespaces }, limit: result.limit });
-    }
+    if (result.outcome !== 'checked') return this.#refuse(result.outcome, request);
+    return this.#limited({ principal: { keyId: result.key.id, scopes: result.key.scopes, namespaces: result.key.namespaces }, limit: result.limit });
   }
 
   /** Auth is on, yet no key could ever pass: no admin secret and no usable key (never open by accident). */
@@ -150,13 +148,16 @@ export class AccessControl {
 
   async #checkInCatalog(keyId: string, hash: string, request: AccessRequest): Promise<Principal> {
     const record = await this.#keys.get(keyId);
-    if (!record || !sameHash(record.hash, hash)) return this.#unauthenticated(request, 'This API key is not valid.');
-    if (record.revokedAt) return this.#unauthenticated(request, 'This API key has been revoked.');
-    if (record.expiresAt && Date.parse(record.expiresAt) <= Date.now()) {
-      return this.#unauthenticated(request, 'This API key has expired: ask an admin for a new one.');
-    }
-    if (!hasScope(record, request.scope)) throw forbidden(request.scope);
-    return { keyId: record.id, scopes: record.scopes, namespaces: record.namespaces };
+    const verdict = checkKey(record, hash, request.scope);
+    if (verdict !== 'valid') return this.#refuse(verdict, request);
+    const { id, scopes, namespaces } = record as ApiKeyRecord; // 'valid' means a record
+    return { keyId: id, scopes, namespaces };
+  }
+
+  /** The answer to a key that did not pass: 403 for a missing scope, 401 (see #unauthenticated) otherwise. */
+  async #refuse(verdict: Exclude<KeyVerdict, 'valid'>, request: AccessRequest): Promise<never> {
+    if (verdict === 'forbidden') throw new AppError('forbidden', `This API key lacks the "${request.scope}" scope this request needs.`);
+    return this.#unauthenticated(request, REFUSALS[verdict]);
   }
 
   /**
@@ -182,9 +183,6 @@ export class AccessControl {
   }
 }
 
-function forbidden(scope: Scope): AppError {
-  return new AppError('forbidden', `This API key lacks the "${scope}" scope this request needs.`);
-}
 
 /** IETF httpapi rate-limit headers (draft-ietf-httpapi-ratelimit-headers): quota over the window a full bucket refills in. */
 export function rateLimitHeaders(limit: LimitView): Record<string, string> {

@@ -1,7 +1,7 @@
 import { DurableObject } from 'cloudflare:workers';
 import { type ApiKeyRecord, ApiKeyStore } from '../storage/api-keys';
-import { sameHash, type Scope } from './api-key';
-import { hasScope } from './principal';
+import type { Scope } from './api-key';
+import { checkKey, type KeyVerdict } from './key-check';
 import { type BucketPolicy, type BucketState, takeTokens } from './token-bucket';
 
 /** A bucket's state as the response headers show it. */
@@ -30,8 +30,7 @@ export interface AuthorizeRequest {
 }
 
 export type AuthorizeResult =
-  | { outcome: 'unknown' | 'revoked' | 'expired' }
-  | { outcome: 'forbidden'; key: KeyGrant }
+  | { outcome: Exclude<KeyVerdict, 'valid'> }
   | { outcome: 'checked'; key: KeyGrant; limit: LimitView };
 
 const RECORD = 'record';
@@ -53,12 +52,11 @@ export class RateLimiter extends DurableObject<Env> {
   /** Checks a key (hash, revocation, expiry, scope) and, if it passes, charges its bucket. */
   async authorize(request: AuthorizeRequest): Promise<AuthorizeResult> {
     const record = await this.#load(request.keyId);
-    if (!record || !sameHash(record.hash, request.hash)) return { outcome: 'unknown' };
-    if (record.revokedAt || this.ctx.storage.kv.get(REVOKED)) return { outcome: 'revoked' };
-    if (record.expiresAt && Date.parse(record.expiresAt) <= Date.now()) return { outcome: 'expired' };
-    const key = { id: record.id, scopes: record.scopes, namespaces: record.namespaces };
-    if (!hasScope(record, request.scope)) return { outcome: 'forbidden', key };
-    const policy = { ...request.defaults, ...record.rateLimit };
+    const verdict = checkKey(record, request.hash, request.scope, this.ctx.storage.kv.get(REVOKED) !== undefined);
+    if (verdict !== 'valid') return { outcome: verdict };
+    const { id, scopes, namespaces, rateLimit } = record as ApiKeyRecord; // 'valid' means a record
+    const key = { id, scopes, namespaces };
+    const policy = { ...request.defaults, ...rateLimit };
     return { outcome: 'checked', key, limit: this.charge({ cost: request.cost, policy }) };
   }
 
