@@ -53,7 +53,7 @@ export async function consumeIngestBatch(batch: MessageBatch<unknown>, services:
     outcomes = new Map(valid.map((v) => [v.documentId, { status: 'retry', error }]));
   }
 
-  for (const outcome of new Set(outcomes.values())) {
+  for (const outcome of outcomes.values()) {
     metrics.inc('rag_ingested_documents_total', { outcome: outcome.status });
     if (outcome.status === 'ready') {
       metrics.inc('rag_ingested_chunks_total', { how: 'embedded' }, outcome.embedded);
