@@ -162,7 +162,7 @@ async function bundleEngine(outfile) {
     stdin: {
       contents: [
         `export { parseDocument } from './src/ingestion/parsers';`,
-        `export { UnreadableDocumentError } from './src/errors';`,
+        `export { UnreadableDocumentError } from './src/domain/errors';`,
         `export { PDF_LIMITS, ZIP_LIMITS } from './src/limits';`,
         `export * as bombs from './test/hostile/bombs';`,
       ].join('\n'),

@@ -1,5 +1,5 @@
 #!/usr/bin/env node --expose-gc
-// The offline keyword index (src/retrieval/keyword-index.ts) on a BEIR corpus, in Node: build
+// The offline keyword index (src/engines/keyword-index.ts) on a BEIR corpus, in Node: build
 // time, memory per passage, and query time with and without pseudo-relevance feedback.
 //   node --expose-gc scripts/bench-keyword-index.mjs [--data ../shared/data/scifact]
 import { parseArgs } from 'node:util';

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Writes src/providers/int8-dot.wasm, the index's WebAssembly SIMD scan. Workers cannot
+ * Writes src/engines/local/int8-dot.wasm, the index's WebAssembly SIMD scan. Workers cannot
  * compile WebAssembly at run time, so the module ships pre-built; no toolchain is needed: this
  * script is its source, as WAT in the comments next to the bytes. Run `node scripts/build-int8-dot-wasm.mjs`.
  *
@@ -52,6 +52,6 @@ const wasm = [
   ...section(7, [1, ...str('scan'), 0, 0]),
   ...section(10, [1, ...leb(body.length), ...body]),
 ];
-const file = new URL('../src/providers/int8-dot.wasm', import.meta.url);
+const file = new URL('../src/engines/local/int8-dot.wasm', import.meta.url);
 writeFileSync(file, Uint8Array.from(wasm));
 console.log(`wrote ${file.pathname} (${wasm.length} bytes)`);

@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import { AppError } from './errors';
+import { AppError } from './domain/errors';
 import type { AppEnv } from './http/app-env';
 import { limitBody } from './http/body-limit';
 import { corsForConfiguredOrigins, securityHeaders } from './http/browser-safety';

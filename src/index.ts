@@ -5,7 +5,7 @@ import { consumeIngestBatch } from './ingestion/consumer';
 import { flushMetrics } from './observability/flush';
 import { getServices } from './services';
 
-export { LocalVectorIndex } from './providers/local-vector-index';
+export { LocalVectorIndex } from './engines/local/vector-index';
 export { MetricsStore } from './observability/metrics-store';
 export { RateLimiter } from './security/rate-limiter';
 

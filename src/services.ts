@@ -4,7 +4,7 @@ import { createLogger, type Logger } from './observability/log';
 import { createProviders } from './providers';
 import { AccessControl } from './security/access';
 import { ApiKeyStore } from './storage/api-keys';
-import type { ChatModel, EmbeddingProvider, Reranker, VectorIndex } from './providers/types';
+import type { ChatModel, EmbeddingProvider, Reranker, VectorIndex } from './domain/types';
 import { ChunkStore } from './storage/chunks';
 import { DocumentStore } from './storage/documents';
 

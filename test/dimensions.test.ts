@@ -2,8 +2,8 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { consumeIngestBatch } from '../src/ingestion/consumer';
 import { LocalEmbedder } from '../src/providers/local-embedder';
-import { LocalVectorIndexClient } from '../src/providers/local-vector-index-client';
-import { VectorizeIndex } from '../src/providers/vectorize';
+import { LocalVectorIndexClient } from '../src/engines/local/engine';
+import { VectorizeIndex } from '../src/engines/cloudflare/vectorize';
 import { getServices, type Services } from '../src/services';
 import { FakeVectorize } from './fakes/vectorize';
 

@@ -1,6 +1,6 @@
 import { deflateSync, strToU8 } from 'fflate';
 import { describe, expect, it } from 'vitest';
-import { UnreadableDocumentError } from '../src/errors';
+import { UnreadableDocumentError } from '../src/domain/errors';
 import { detectType } from '../src/ingestion/detect';
 import { parseDocument } from '../src/ingestion/parsers';
 import type { DocumentType, ParsedDocument } from '../src/ingestion/types';

@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers';
 import { getResolvedPDFJS } from 'unpdf';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { UnreadableDocumentError } from '../src/errors';
+import { UnreadableDocumentError } from '../src/domain/errors';
 import { parseDocument } from '../src/ingestion/parsers';
 import {
   CORRUPT,

@@ -1,14 +1,14 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
-import { AppError } from '../src/errors';
+import { AppError } from '../src/domain/errors';
 import worker from '../src/index';
 import { consumeIngestBatch, MAX_ATTEMPTS, retryDelaySeconds } from '../src/ingestion/consumer';
 import { acceptUploads } from '../src/ingestion/upload';
 import { ingestDocuments } from '../src/ingestion/pipeline';
 import type { DocumentType } from '../src/ingestion/types';
 import { LocalEmbedder } from '../src/providers/local-embedder';
-import type { EmbeddingProvider } from '../src/providers/types';
+import type { EmbeddingProvider } from '../src/domain/types';
 import { getServices, type Services } from '../src/services';
 import { api, query, sampleFile, uploadFiles, uploadText, waitUntilSettled } from './helpers';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_KEYWORD_PARAMS, KeywordIndex, keywordTerms } from '../src/retrieval/keyword-index';
+import { DEFAULT_KEYWORD_PARAMS, KeywordIndex, keywordTerms } from '../src/engines/keyword-index';
 import { rng } from './support';
 
 /** An index over `rows` (row number → [text, context]). */

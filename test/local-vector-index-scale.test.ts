@@ -1,8 +1,8 @@
 import { runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
-import type { LocalVectorIndex } from '../src/providers/local-vector-index';
-import { LocalVectorIndexClient } from '../src/providers/local-vector-index-client';
+import type { LocalVectorIndex } from '../src/engines/local/vector-index';
+import { LocalVectorIndexClient } from '../src/engines/local/engine';
 import { rng } from './support';
 
 /**

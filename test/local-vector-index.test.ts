@@ -1,10 +1,10 @@
 import { evictDurableObject, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
-import { AppError } from '../src/errors';
-import type { LocalVectorIndex } from '../src/providers/local-vector-index';
-import { LocalVectorIndexClient } from '../src/providers/local-vector-index-client';
-import type { MetadataFilter, VectorMetadata } from '../src/providers/types';
+import { AppError } from '../src/domain/errors';
+import type { LocalVectorIndex } from '../src/engines/local/vector-index';
+import { LocalVectorIndexClient } from '../src/engines/local/engine';
+import type { MetadataFilter, VectorMetadata } from '../src/domain/types';
 import { cosine, randomVectors, rng } from './support';
 
 // worker-configuration.d.ts (generated before the class existed) types the binding as untyped.

@@ -4,7 +4,7 @@ import { flushMetrics, metricTotals } from '../src/observability/flush';
 import { createLogger } from '../src/observability/log';
 import { metrics, MetricsRecorder, mergeSnapshot, renderPrometheus } from '../src/observability/metrics';
 import { resilientCall } from '../src/providers/resilience';
-import { AppError } from '../src/errors';
+import { AppError } from '../src/domain/errors';
 import { uploadText, waitUntilSettled } from './helpers';
 
 const call = (path: string, init?: RequestInit) => exports.default.fetch(new Request(`http://rag.test${path}`, init));

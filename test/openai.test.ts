@@ -1,11 +1,11 @@
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
-import { AppError } from '../src/errors';
+import { AppError } from '../src/domain/errors';
 import { NO_ANSWER } from '../src/generation/extractive-answerer';
 import { buildChatMessages } from '../src/generation/prompt';
 import { OpenAIChatModel, OpenAIEmbedder } from '../src/providers/openai';
 import { CircuitBreaker, type ResilienceOptions, retryAfterSeconds } from '../src/providers/resilience';
-import type { ChatRequest } from '../src/providers/types';
+import type { ChatRequest } from '../src/domain/types';
 import { FAKE_OPENAI_KEY, fakeAnswer, fakeEmbedding, type RecordedRequest } from './fakes/openai-server';
 import { caught } from './support';
 

@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers';
 import { strToU8, zipSync } from 'fflate';
 import { describe, expect, it } from 'vitest';
-import { UnreadableDocumentError } from '../src/errors';
+import { UnreadableDocumentError } from '../src/domain/errors';
 import { decodeText, looksLikeText } from '../src/ingestion/decode-text';
 import { detectType } from '../src/ingestion/detect';
 import { parseDocument } from '../src/ingestion/parsers';

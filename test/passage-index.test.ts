@@ -1,11 +1,11 @@
 import { createExecutionContext, createMessageBatch, evictDurableObject, getQueueResult, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
-import { AppError } from '../src/errors';
+import { AppError } from '../src/domain/errors';
 import { consumeIngestBatch, MAX_ATTEMPTS } from '../src/ingestion/consumer';
-import type { LocalVectorIndex } from '../src/providers/local-vector-index';
-import { LocalVectorIndexClient } from '../src/providers/local-vector-index-client';
-import { type IndexedPassage, isPassageIndex, type PassageQuery, type VectorMetadata } from '../src/providers/types';
+import type { LocalVectorIndex } from '../src/engines/local/vector-index';
+import { LocalVectorIndexClient } from '../src/engines/local/engine';
+import { type IndexedPassage, isPassageIndex, type PassageQuery, type VectorMetadata } from '../src/domain/types';
 import { getServices, type Services } from '../src/services';
 import { api, query, uploadText, waitUntilSettled } from './helpers';
 import { caught } from './support';

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { AnswerGuard, guardAnswer, guardText } from '../src/generation/answer-guard';
 import { buildChatMessages, MAX_CLIENT_INSTRUCTIONS_CHARS, MAX_TITLE_CHARS, SYSTEM_PROMPT } from '../src/generation/prompt';
 import { OpenAIChatModel } from '../src/providers/openai';
-import type { ChatMessage, ChatModel, ChatRequest, ContextPassage } from '../src/providers/types';
+import type { ChatMessage, ChatModel, ChatRequest, ContextPassage } from '../src/domain/types';
 import { WorkersAIChatModel } from '../src/providers/workers-ai-chat';
 import { FAKE_OPENAI_KEY, type RecordedRequest } from './fakes/openai-server';
 import { FakeAi } from './fakes/workers-ai';

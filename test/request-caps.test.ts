@@ -2,7 +2,7 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { app } from '../src/app';
 import { REQUEST_LIMITS as L } from '../src/limits';
-import { VectorizeIndex } from '../src/providers/vectorize';
+import { VectorizeIndex } from '../src/engines/cloudflare/vectorize';
 import { FakeVectorize } from './fakes/vectorize';
 import { api, type DocumentView, postJson, uploadText, waitUntilSettled } from './helpers';
 

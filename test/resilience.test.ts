@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AppError } from '../src/errors';
+import { AppError } from '../src/domain/errors';
 import { CircuitBreaker, MAX_RETRY_AFTER_MS, type ResilienceOptions, resilientCall } from '../src/providers/resilience';
 import { caught } from './support';
 

@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import { AppError } from '../src/errors';
+import { AppError } from '../src/domain/errors';
 
 /** Deterministic PRNG (mulberry32), so a failure reproduces. */
 export function rng(seed: number): () => number {

@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers';
-import type { LocalVectorIndex } from '../src/providers/local-vector-index';
-import { LocalVectorIndexClient } from '../src/providers/local-vector-index-client';
-import { VectorizeIndex } from '../src/providers/vectorize';
+import type { LocalVectorIndex } from '../src/engines/local/vector-index';
+import { LocalVectorIndexClient } from '../src/engines/local/engine';
+import { VectorizeIndex } from '../src/engines/cloudflare/vectorize';
 import { vectorIndexContract } from './contracts/vector-index';
 import { FakeVectorize } from './fakes/vectorize';
 

@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { ingestDocuments } from '../src/ingestion/pipeline';
-import { VectorizeIndex } from '../src/providers/vectorize';
+import { VectorizeIndex } from '../src/engines/cloudflare/vectorize';
 import { getServices, type Services } from '../src/services';
 import { FakeVectorize } from './fakes/vectorize';
 

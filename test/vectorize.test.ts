@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ResilienceOptions } from '../src/providers/resilience';
-import { mapVectorizeError, VectorizeIndex, type VectorizeIndexOptions } from '../src/providers/vectorize';
+import { mapVectorizeError, VectorizeIndex, type VectorizeIndexOptions } from '../src/engines/cloudflare/vectorize';
 import { randomVectors } from './support';
 import { FakeVectorize, type FakeVectorizeOptions } from './fakes/vectorize';
 import { caught } from './support';

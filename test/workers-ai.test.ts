@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { AppError } from '../src/errors';
+import { AppError } from '../src/domain/errors';
 import { NO_ANSWER } from '../src/generation/extractive-answerer';
 import { countTokens } from '../src/ingestion/tokens';
 import type { ResilienceOptions } from '../src/providers/resilience';
-import type { ChatRequest } from '../src/providers/types';
+import type { ChatRequest } from '../src/domain/types';
 import { WorkersAIChatModel } from '../src/providers/workers-ai-chat';
 import { truncateToTokens, WorkersAIEmbedder } from '../src/providers/workers-ai-embedder';
 import { type AiRunner, toAppError } from '../src/providers/workers-ai-errors';

@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import type { AppEnv } from '../http/app-env';
 import { metrics } from '../observability/metrics';
-import type { ChatMessage, MetadataFilter } from '../providers/types';
+import type { ChatMessage, MetadataFilter } from '../domain/types';
 import type { SearchMode } from '../retrieval/search';
 import type { Services } from '../services';
 import { sha256Hex } from '../text/hash';

@@ -1,4 +1,4 @@
-import type { ChatMessage, ChatRequest } from '../providers/types';
+import type { ChatMessage, ChatRequest } from '../domain/types';
 import type { Passage, SearchRequest } from '../retrieval/search';
 import { search } from '../retrieval/search';
 import type { Services } from '../services';

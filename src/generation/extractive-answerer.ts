@@ -1,4 +1,4 @@
-import type { ChatModel, ChatRequest } from '../providers/types';
+import type { ChatModel, ChatRequest } from '../domain/types';
 import { terms } from '../text/analyze';
 
 /** Sentences quoted in an answer. */

@@ -1,4 +1,4 @@
-import type { ChatMessage, ChatRequest, ContextPassage } from '../providers/types';
+import type { ChatMessage, ChatRequest, ContextPassage } from '../domain/types';
 
 /**
  * The engine's rules, always the first thing a chat model reads (shared by the OpenAI and

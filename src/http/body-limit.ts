@@ -1,5 +1,5 @@
 import { bodyLimit } from 'hono/body-limit';
-import { AppError } from '../errors';
+import { AppError } from '../domain/errors';
 
 /**
  * Refuses a body over `maxSize` bytes with 413: from its Content-Length, or while a

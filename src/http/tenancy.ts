@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import type { Config } from '../config';
-import { AppError } from '../errors';
+import { AppError } from '../domain/errors';
 import { hasScope, mayUseNamespace, type Principal } from '../security/principal';
 import type { DocumentRecord } from '../storage/documents';
 import type { AppEnv } from './app-env';

@@ -1,9 +1,9 @@
 import type { Context } from 'hono';
 import { z } from 'zod';
 import type { Config } from '../config';
-import { AppError } from '../errors';
+import { AppError } from '../domain/errors';
 import { REQUEST_LIMITS as L } from '../limits';
-import type { MetadataFilter, MetadataValue, VectorMetadata } from '../providers/types';
+import type { MetadataFilter, MetadataValue, VectorMetadata } from '../domain/types';
 import type { SearchRequest } from '../retrieval/search';
 import type { Principal } from '../security/principal';
 import { namespaceFor } from './tenancy';

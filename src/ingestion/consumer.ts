@@ -1,4 +1,4 @@
-import { AppError } from '../errors';
+import { AppError } from '../domain/errors';
 import { metrics } from '../observability/metrics';
 import type { Services } from '../services';
 import { IngestMessage } from './messages';

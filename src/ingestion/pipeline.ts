@@ -1,6 +1,6 @@
-import { UnreadableDocumentError } from '../errors';
+import { UnreadableDocumentError } from '../domain/errors';
 import { REQUEST_LIMITS } from '../limits';
-import { type IndexedPassage, isPassageIndex, type VectorRecord } from '../providers/types';
+import { type IndexedPassage, isPassageIndex, type VectorRecord } from '../domain/types';
 import type { Services } from '../services';
 import type { ChunkRecord } from '../storage/chunks';
 import type { DocumentRecord } from '../storage/documents';

@@ -1,5 +1,5 @@
 import type { Config } from '../config';
-import { AppError, UnreadableDocumentError } from '../errors';
+import { AppError, UnreadableDocumentError } from '../domain/errors';
 import type { ChunkStore } from '../storage/chunks';
 import type { DocumentStore } from '../storage/documents';
 

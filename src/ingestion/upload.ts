@@ -1,5 +1,5 @@
-import { AppError } from '../errors';
-import type { VectorMetadata } from '../providers/types';
+import { AppError } from '../domain/errors';
+import type { VectorMetadata } from '../domain/types';
 import type { Services } from '../services';
 import type { DocumentStatus, NewDocument } from '../storage/documents';
 import { sha256Hex } from '../text/hash';

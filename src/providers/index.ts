@@ -1,12 +1,12 @@
 import type { Config } from '../config';
-import { AppError } from '../errors';
+import { AppError } from '../domain/errors';
 import { ExtractiveAnswerer } from '../generation/extractive-answerer';
 import { LocalEmbedder } from './local-embedder';
-import { LocalVectorIndexClient } from './local-vector-index-client';
+import { LocalVectorIndexClient } from '../engines/local/engine';
 import { OpenAIChatModel, OpenAIEmbedder } from './openai';
 import { CircuitBreaker, type CircuitState, type ResilienceOptions } from './resilience';
-import type { ChatModel, EmbeddingProvider, Reranker, VectorIndex } from './types';
-import { VectorizeIndex } from './vectorize';
+import type { ChatModel, EmbeddingProvider, Reranker, VectorIndex } from '../domain/types';
+import { VectorizeIndex } from '../engines/cloudflare/vectorize';
 import { WorkersAIChatModel } from './workers-ai-chat';
 import { WorkersAIEmbedder } from './workers-ai-embedder';
 import { WorkersAIReranker } from './workers-ai-reranker';

@@ -1,9 +1,9 @@
-import { AppError } from '../errors';
+import { AppError } from '../domain/errors';
 import { NO_ANSWER } from '../generation/extractive-answerer';
 import { buildChatMessages } from '../generation/prompt';
 import { type ResilienceOptions, resilientCall, retryAfterSeconds } from './resilience';
 import { serverSentEvents } from './sse';
-import type { ChatModel, ChatRequest, EmbeddingProvider } from './types';
+import type { ChatModel, ChatRequest, EmbeddingProvider } from '../domain/types';
 
 export interface OpenAIOptions {
   /** Sent only in the Authorization header; never in a message or log line. */

@@ -1,4 +1,4 @@
-import { AppError } from '../errors';
+import { AppError } from '../domain/errors';
 import { formatMs } from './resilience';
 
 /** One server-sent event: its `event:` name (if any) and its `data:` lines joined by newlines. */

@@ -1,10 +1,10 @@
-import { AppError } from '../errors';
+import { AppError } from '../domain/errors';
 import { NO_ANSWER } from '../generation/extractive-answerer';
 import { buildChatMessages, renderPassage, systemPrompt } from '../generation/prompt';
 import { countTokens } from '../ingestion/tokens';
 import { type ResilienceOptions, resilientCall } from './resilience';
 import { serverSentEvents } from './sse';
-import type { ChatMessage, ChatModel, ChatRequest, ContextPassage } from './types';
+import type { ChatMessage, ChatModel, ChatRequest, ContextPassage } from '../domain/types';
 import { type AiRunner, toAppError, WORKERS_AI_DEFAULT_RESILIENCE } from './workers-ai-errors';
 import { truncateToTokens } from './workers-ai-embedder';
 

@@ -1,7 +1,7 @@
-import { AppError } from '../errors';
+import { AppError } from '../domain/errors';
 import { countTokens, splitTokens } from '../ingestion/tokens';
 import { type ResilienceOptions, resilientCall } from './resilience';
-import type { EmbeddingProvider } from './types';
+import type { EmbeddingProvider } from '../domain/types';
 import { type AiRunner, toAppError, WORKERS_AI_DEFAULT_RESILIENCE } from './workers-ai-errors';
 
 /**

@@ -1,4 +1,4 @@
-import { AppError, type ErrorCode } from '../errors';
+import { AppError, type ErrorCode } from '../domain/errors';
 import type { ResilienceOptions } from './resilience';
 
 /**

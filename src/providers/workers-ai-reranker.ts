@@ -1,7 +1,7 @@
-import { AppError } from '../errors';
+import { AppError } from '../domain/errors';
 import { countTokens } from '../ingestion/tokens';
 import { type ResilienceOptions, resilientCall } from './resilience';
-import type { Reranker } from './types';
+import type { Reranker } from '../domain/types';
 import { type AiRunner, toAppError, WORKERS_AI_DEFAULT_RESILIENCE } from './workers-ai-errors';
 import { truncateToTokens } from './workers-ai-embedder';
 

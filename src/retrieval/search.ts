@@ -1,10 +1,10 @@
 import { embedQuery } from '../cache/embeddings';
-import { isPassageIndex, type MetadataFilter, type PassageIndex, type Reranker, type ScoredPassage } from '../providers/types';
+import { isPassageIndex, type MetadataFilter, type PassageIndex, type Reranker, type ScoredPassage } from '../domain/types';
 import type { Services } from '../services';
 import { PASSAGE_COLUMNS, type PassageRow, passageFromRow } from '../storage/chunks';
 import { words, isStopword } from '../text/analyze';
-import { filterToSql } from './filter-sql';
-import { reciprocalRankFusion } from './fusion';
+import { filterToSql } from '../engines/cloudflare/filter-sql';
+import { reciprocalRankFusion } from '../engines/fusion';
 
 export type SearchMode = 'hybrid' | 'vector' | 'keyword';
 

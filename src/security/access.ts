@@ -1,5 +1,5 @@
 import type { Config } from '../config';
-import { AppError } from '../errors';
+import { AppError } from '../domain/errors';
 import { metrics } from '../observability/metrics';
 import type { ApiKeyRecord, ApiKeyStore } from '../storage/api-keys';
 import { apiKeyId, hashApiKey, sameSecret, type Scope } from './api-key';

@@ -1,5 +1,5 @@
 import type { DocumentType } from '../ingestion/types';
-import type { VectorMetadata, VectorWrite } from '../providers/types';
+import type { VectorMetadata, VectorWrite } from '../domain/types';
 
 export type DocumentStatus = 'queued' | 'processing' | 'ready' | 'failed';
 

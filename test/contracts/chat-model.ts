@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { ChatModel, ChatRequest } from '../../src/providers/types';
+import type { ChatModel, ChatRequest } from '../../src/domain/types';
 
 const REQUEST: ChatRequest = {
   question: 'What fuel does the lighthouse burn?',

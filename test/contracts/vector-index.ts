@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { AppError } from '../../src/errors';
-import type { MetadataFilter, VectorIndex, VectorMetadata } from '../../src/providers/types';
+import { AppError } from '../../src/domain/errors';
+import type { MetadataFilter, VectorIndex, VectorMetadata } from '../../src/domain/types';
 import { cosine, randomVectors } from '../support';
 
 export interface VectorIndexHarness {

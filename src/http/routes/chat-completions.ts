@@ -3,7 +3,7 @@ import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import { cachedAnswer } from '../../cache/responses';
 import { citationsOf, startAnswer } from '../../generation/answer';
-import type { ChatMessage } from '../../providers/types';
+import type { ChatMessage } from '../../domain/types';
 import type { AppEnv } from '../app-env';
 import { guard, ROUTE_COST } from '../guard';
 import { REQUEST_LIMITS as L } from '../../limits';

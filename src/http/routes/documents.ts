@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { AppError } from '../../errors';
+import { AppError } from '../../domain/errors';
 import { sendIngestMessages } from '../../ingestion/messages';
 import { removeFromIndexes } from '../../ingestion/pipeline';
 import { acceptUploads, type UploadFile } from '../../ingestion/upload';

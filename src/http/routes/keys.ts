@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { AppError } from '../../errors';
+import { AppError } from '../../domain/errors';
 import { generateApiKey, SCOPES } from '../../security/api-key';
 import type { ApiKeyRecord } from '../../storage/api-keys';
 import type { AppEnv } from '../app-env';

@@ -2,7 +2,7 @@ import { Hono } from 'hono';
 import type { Config } from '../../config';
 import { providerCircuits } from '../../providers';
 import type { CircuitState } from '../../providers/resilience';
-import { isPassageIndex } from '../../providers/types';
+import { isPassageIndex } from '../../domain/types';
 import { LOCKED_OUT } from '../../security/access';
 import { hasScope } from '../../security/principal';
 import type { Services } from '../../services';

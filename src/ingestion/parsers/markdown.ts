@@ -1,4 +1,4 @@
-import { UnreadableDocumentError } from '../../errors';
+import { UnreadableDocumentError } from '../../domain/errors';
 import { TEXT_LIMITS } from '../../limits';
 import { decodeText } from '../decode-text';
 import type { ParsedDocument, Section } from '../types';

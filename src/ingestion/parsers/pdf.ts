@@ -2,7 +2,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Unzlib } from 'fflate';
 import { type getDocumentProxy, getResolvedPDFJS } from 'unpdf';
-import { UnreadableDocumentError } from '../../errors';
+import { UnreadableDocumentError } from '../../domain/errors';
 import { PDF_LIMITS } from '../../limits';
 import type { ParsedDocument, Section } from '../types';
 import { loadBundledCMap } from './cmaps';

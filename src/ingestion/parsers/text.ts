@@ -1,4 +1,4 @@
-import { UnreadableDocumentError } from '../../errors';
+import { UnreadableDocumentError } from '../../domain/errors';
 import { decodeText } from '../decode-text';
 import type { ParsedDocument } from '../types';
 

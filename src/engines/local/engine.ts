@@ -1,7 +1,7 @@
-import { AppError } from '../errors';
-import type { LocalVectorIndex } from './local-vector-index';
-import { BAD_REQUEST, bad } from './local-vector-rows';
-import type { IndexedPassage, PassageIndex, PassageQuery, ScoredPassage, VectorMatch, VectorQuery, VectorRecord } from './types';
+import { AppError } from '../../domain/errors';
+import type { LocalVectorIndex } from './vector-index';
+import { BAD_REQUEST, bad } from './vector-rows';
+import type { IndexedPassage, PassageIndex, PassageQuery, ScoredPassage, VectorMatch, VectorQuery, VectorRecord } from '../../domain/types';
 
 /**
  * `PassageIndex` backed by `LocalVectorIndex`: one Durable Object per namespace, called over

@@ -1,5 +1,5 @@
 import { stemmer } from 'stemmer';
-import { TopK } from '../providers/top-k';
+import { TopK } from './top-k';
 import { isStopword, UNSPACED_SCRIPT, WORD } from '../text/analyze';
 
 /**

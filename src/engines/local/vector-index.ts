@@ -1,11 +1,11 @@
 import { DurableObject } from 'cloudflare:workers';
-import { Above, TopK } from './top-k';
+import { Above, TopK } from '../top-k';
 import { dot } from './vector-math';
-import { bad, Cache, compileFilter } from './local-vector-rows';
-import { addPassageColumns, buildKeywordIndex, passageTexts, readPassages, unpublishPassages, writePassages } from './local-passages';
-import { DEFAULT_FEEDBACK, type KeywordIndex } from '../retrieval/keyword-index';
-import { reciprocalRankFusion } from '../retrieval/fusion';
-import type { IndexedPassage, MetadataFilter, PassageQuery, ScoredPassage, VectorMatch, VectorMetadata } from './types';
+import { bad, Cache, compileFilter } from './vector-rows';
+import { addPassageColumns, buildKeywordIndex, passageTexts, readPassages, unpublishPassages, writePassages } from './passages';
+import { DEFAULT_FEEDBACK, type KeywordIndex } from '../keyword-index';
+import { reciprocalRankFusion } from '../fusion';
+import type { IndexedPassage, MetadataFilter, PassageQuery, ScoredPassage, VectorMatch, VectorMetadata } from '../../domain/types';
 
 // Vectorize's limits, kept so code that works offline also works against Vectorize.
 const MAX_ID_BYTES = 64;

@@ -1,5 +1,5 @@
-import { AppError } from '../errors';
-import type { MetadataFilter, MetadataValue } from '../providers/types';
+import { AppError } from '../../domain/errors';
+import type { MetadataFilter, MetadataValue } from '../../domain/types';
 
 /** D1 binds at most 100 parameters per statement; the keyword query binds 2 of its own. */
 export const MAX_FILTER_PARAMS = 98;

@@ -1,5 +1,5 @@
 import int8Dot from './int8-dot.wasm';
-import type { Sink } from './top-k';
+import type { Sink } from '../top-k';
 
 /**
  * Number crunching for the local vector index (local-vector-index.ts): int8 quantisation with a

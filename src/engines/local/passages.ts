@@ -1,5 +1,5 @@
-import { KeywordIndex } from '../retrieval/keyword-index';
-import type { IndexedPassage, ScoredPassage } from './types';
+import { KeywordIndex } from '../keyword-index';
+import type { IndexedPassage, ScoredPassage } from '../../domain/types';
 
 /**
  * The passages of the local index: each published chunk's text, context and place in its

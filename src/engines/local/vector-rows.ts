@@ -1,6 +1,6 @@
-import { AppError } from '../errors';
+import { AppError } from '../../domain/errors';
 import { Int8Rows, IntMap, quantise } from './vector-math';
-import type { MetadataFilter, MetadataValue, VectorMetadata } from './types';
+import type { MetadataFilter, MetadataValue, VectorMetadata } from '../../domain/types';
 
 /**
  * The local vector index's rows in memory and its metadata filters (the Durable Object in

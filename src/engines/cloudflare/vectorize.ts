@@ -1,6 +1,6 @@
-import { AppError } from '../errors';
-import { type ResilienceOptions, resilientCall } from './resilience';
-import type { MetadataFilter, MetadataValue, VectorIndex, VectorMatch, VectorMetadata, VectorQuery, VectorRecord, VectorWrite } from './types';
+import { AppError } from '../../domain/errors';
+import { type ResilienceOptions, resilientCall } from '../../providers/resilience';
+import type { MetadataFilter, MetadataValue, VectorIndex, VectorMatch, VectorMetadata, VectorQuery, VectorRecord, VectorWrite } from '../../domain/types';
 
 /** Vectorize (v2) limits, from https://developers.cloudflare.com/vectorize/platform/limits/ */
 export const VECTORIZE_LIMITS = {
