@@ -37,7 +37,12 @@ export default defineConfig(async () => ({
       remoteBindings: false,
       miniflare: {
         serviceBindings: { TEST_DATA: serveSharedData, FAKE_OPENAI: handleOpenAI, PROMTOOL: runPromtool },
-        bindings: { TEST_MIGRATIONS: await readD1Migrations('./migrations'), CI: process.env.CI ?? '' },
+        bindings: {
+          TEST_MIGRATIONS: await readD1Migrations('./migrations'),
+          CI: process.env.CI ?? '',
+          // The metadata fields the tests filter on (wrangler.toml names a deployment's own).
+          FILTERABLE_FIELDS: 'team,year,topic,lang,colour,shelf,area,draft,kind,tag',
+        },
       },
     }),
   ],

@@ -42,7 +42,7 @@ export const Config = z
     // Chunking (tokens).
     CHUNK_SIZE: positiveInt(512),
     CHUNK_OVERLAP: z.coerce.number().int().min(0).default(50),
-    // Embeddings. Model and dimensions default per provider (see providers/index.ts).
+    // Embeddings. Model and dimensions default per provider (see composition.ts).
     EMBEDDING_PROVIDER: z.enum(['local', 'workers-ai', 'openai']).default('local'),
     EMBEDDING_MODEL: z.string().min(1).optional(),
     /** Vectorize indexes hold at most 1,536 dimensions. */
@@ -53,13 +53,14 @@ export const Config = z
     VECTOR_PROVIDER: z.enum(['local', 'vectorize']).default('local'),
     DEFAULT_NAMESPACE: z.string().min(1).max(64).default('default'),
     /**
-     * Fields with a Vectorize metadata index (comma-separated), created by scripts/setup.mjs
-     * before any vector: filters on other fields are refused rather than silently empty.
+     * Metadata fields filters may name besides documentId (comma-separated), in both engines. In
+     * production each needs a Vectorize metadata index, created by scripts/setup.mjs before any
+     * vector: Vectorize matches nothing on a field without one, so filters on others are refused.
      */
-    VECTORIZE_METADATA_INDEXES: z
+    FILTERABLE_FIELDS: z
       .string()
-      .default('documentId')
-      .transform((list) => list.split(',').map((f) => f.trim()).filter(Boolean)),
+      .default('')
+      .transform((list) => list.split(',').map((f) => f.trim()).filter((f) => f && f !== 'documentId')),
     // Retrieval.
     DEFAULT_TOP_K: z.coerce.number().int().min(1).max(50).default(5),
     /** Candidates each retriever contributes before fusion. */

@@ -1,10 +1,10 @@
 import { type Config, loadConfig } from './config';
 import type { IngestMessage } from './ingestion/messages';
 import { createLogger, type Logger } from './observability/log';
-import { createProviders } from './providers';
+import { createProviders } from './composition';
 import { AccessControl } from './security/access';
 import { ApiKeyStore } from './storage/api-keys';
-import type { ChatModel, EmbeddingProvider, Reranker, VectorIndex } from './domain/types';
+import type { ChatModel, EmbeddingProvider, Reranker, SearchEngine } from './domain';
 import { ChunkStore } from './storage/chunks';
 import { DocumentStore } from './storage/documents';
 
@@ -21,7 +21,8 @@ export interface Services {
   originals: R2Bucket;
   queue: Queue<IngestMessage>;
   embedder: EmbeddingProvider;
-  vectors: VectorIndex;
+  /** Where chunks are indexed and searched: the local or the Cloudflare engine. */
+  engine: SearchEngine;
   chat: ChatModel;
   /** Reorders fused candidates; absent when RERANK_PROVIDER is "none". */
   reranker?: Reranker;

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { app } from '../src/app';
 import { embedQuery } from '../src/cache/embeddings';
 import { clearMemoryTiers } from '../src/cache/store';
-import type { EmbeddingProvider } from '../src/domain/types';
+import type { EmbeddingProvider } from '../src/domain';
 import { getServices, type Services } from '../src/services';
 import { waitUntilSettled } from './helpers';
 

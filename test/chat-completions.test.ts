@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { NO_ANSWER } from '../src/generation/prompt';
 import { postJson, uploadText, waitUntilSettled } from './helpers';
 
 const NAMESPACE = 'openai-compat';
@@ -44,6 +45,18 @@ describe('POST /v1/chat/completions (OpenAI format)', () => {
     expect(chunks.at(-1).choices[0].finish_reason).toBe('stop');
     const content = chunks.map((chunk) => chunk.choices[0].delta.content ?? '').join('');
     expect(content).toContain('wild yeast');
+  });
+
+  it('says nothing was found, citing nothing, when no passage matches (generation’s no-answer rule)', async () => {
+    const response = await postJson('/v1/chat/completions', {
+      namespace: 'openai-compat-empty',
+      messages: [{ role: 'user', content: 'Why does sourdough rise?' }],
+    });
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { model: string; choices: { message: { content: string } }[]; citations: unknown[] };
+    expect(body.model).toBe('extractive');
+    expect(body.choices[0]?.message.content).toBe(NO_ANSWER);
+    expect(body.citations).toEqual([]);
   });
 
   it('refuses a conversation without a user message, in the engine error shape', async () => {

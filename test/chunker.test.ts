@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { type Chunk, type ChunkOptions, chunkSections } from '../src/ingestion/chunker';
-import { countTokens, splitTokens } from '../src/ingestion/tokens';
+import { countTokens, splitTokens } from '../src/text/tokens';
 import type { Section } from '../src/ingestion/types';
 
 /** mulberry32: seeded, so every run generates the same inputs. */

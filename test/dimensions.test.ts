@@ -2,20 +2,21 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { consumeIngestBatch } from '../src/ingestion/consumer';
 import { LocalEmbedder } from '../src/providers/local-embedder';
-import { LocalVectorIndexClient } from '../src/engines/local/engine';
+import { localEngine } from './engines';
+import { localVectors } from './local-vectors';
 import { VectorizeIndex } from '../src/engines/cloudflare/vectorize';
 import { getServices, type Services } from '../src/services';
-import { FakeVectorize } from './fakes/vectorize';
+import { FakeVectorize } from '../fakes/vectorize';
 
 const unit = (dims: number) => Array.from({ length: dims }, (_, i) => (i === 0 ? 1 : 0));
 
 describe('the embedder and the vector index must agree on dimensions', () => {
   it('names a mismatch in the local index, and none when they agree or it is empty', async () => {
     const namespace = `dims${crypto.randomUUID().slice(0, 8)}`;
-    await new LocalVectorIndexClient(env.VECTOR_INDEX, 8).upsert(namespace, [{ id: 'a', values: unit(8), metadata: {} }]);
-    expect(await new LocalVectorIndexClient(env.VECTOR_INDEX, 8).dimensionMismatch(namespace)).toBeNull();
-    expect(await new LocalVectorIndexClient(env.VECTOR_INDEX, 16).dimensionMismatch(namespace)).toMatch(/holds 8-dimensional.*makes 16/);
-    expect(await new LocalVectorIndexClient(env.VECTOR_INDEX, 16).dimensionMismatch(`${namespace}-empty`)).toBeNull();
+    await localVectors(8).upsert(namespace, [{ id: 'a', values: unit(8), metadata: {} }]);
+    expect(await localEngine(8).misconfiguration(namespace)).toBeNull();
+    expect(await localEngine(16).misconfiguration(namespace)).toMatch(/holds 8-dimensional.*makes 16/);
+    expect(await localEngine(16).misconfiguration(`${namespace}-empty`)).toBeNull();
   });
 
   it('names a mismatch with the Vectorize index', async () => {
@@ -26,11 +27,11 @@ describe('the embedder and the vector index must agree on dimensions', () => {
   it('fails documents with the reason at ingestion instead of indexing garbage', async () => {
     const base = getServices(env);
     const namespace = `dims${crypto.randomUUID().slice(0, 8)}`;
-    await new LocalVectorIndexClient(env.VECTOR_INDEX, 8).upsert(namespace, [{ id: 'old', values: unit(8), metadata: {} }]);
+    await localVectors(8).upsert(namespace, [{ id: 'old', values: unit(8), metadata: {} }]);
     const services: Services = {
       ...base,
       embedder: new LocalEmbedder({ dimensions: 16 }),
-      vectors: new LocalVectorIndexClient(env.VECTOR_INDEX, 16),
+      engine: localEngine(16),
     };
     const id = crypto.randomUUID().replaceAll('-', '');
     await services.originals.put(`originals/${namespace}/${id}`, 'Geysers erupt when groundwater boils.');

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ExtractiveAnswerer, NO_ANSWER, splitSentences } from '../src/generation/extractive-answerer';
+import { ExtractiveAnswerer, splitSentences } from '../src/generation/extractive-answerer';
+import { NO_ANSWER } from '../src/generation/prompt';
 
 async function answer(question: string, texts: string[]): Promise<string> {
   let out = '';
@@ -27,7 +28,16 @@ describe('extractive answerer', () => {
     expect(text).toBe('The lamp burns paraffin oil. [2]');
   });
 
-  it('says so when nothing matches', async () => {
+  it('says so when nothing matches, or there is nothing to quote', async () => {
     expect(await answer('Who won the match?', ['Basalt columns form as lava cools.'])).toBe(NO_ANSWER);
+    expect(await answer('Who won the match?', [])).toBe(NO_ANSWER);
+    expect(await answer('?!', ['Basalt columns form as lava cools.'])).toBe(NO_ANSWER);
+  });
+
+  it('streams one piece per quoted sentence, each citing its passage', async () => {
+    const pieces: string[] = [];
+    const request = { question: 'What does the lamp burn and when are wicks trimmed?', history: [], passages: [{ title: 'Lamps', text: 'The lamp burns paraffin oil. Wicks are trimmed at dusk.' }] };
+    for await (const piece of new ExtractiveAnswerer().stream(request)) pieces.push(piece);
+    expect(pieces).toEqual(['The lamp burns paraffin oil. [1]', ' Wicks are trimmed at dusk. [1]']);
   });
 });

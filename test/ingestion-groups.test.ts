@@ -27,7 +27,7 @@ it('indexes a batch of large documents in bounded groups, every document complet
     expect(outcome).toMatchObject({ status: 'ready', chunkCount: 700 });
     total += outcome?.status === 'ready' ? outcome.chunkCount : 0;
   }
-  expect(await services.vectors.count(namespace)).toBe(total);
+  expect(await services.engine.count(namespace)).toEqual({ passages: total, vectors: total, vectorScope: 'namespace' });
   const rows = await env.DB.prepare('SELECT COUNT(*) AS n FROM chunks WHERE namespace = ?').bind(namespace).first<{ n: number }>();
   expect(rows?.n).toBe(total);
 });

@@ -8,7 +8,7 @@ import { acceptUploads } from '../src/ingestion/upload';
 import { ingestDocuments } from '../src/ingestion/pipeline';
 import type { DocumentType } from '../src/ingestion/types';
 import { LocalEmbedder } from '../src/providers/local-embedder';
-import type { EmbeddingProvider } from '../src/domain/types';
+import type { EmbeddingProvider } from '../src/domain';
 import { getServices, type Services } from '../src/services';
 import { api, query, sampleFile, uploadFiles, uploadText, waitUntilSettled } from './helpers';
 
@@ -33,9 +33,16 @@ async function chunkRows(documentId: string) {
 }
 
 /** Entries of the FTS5 index itself matching a word (not through the chunks table). */
-async function ftsHits(word: string): Promise<number> {
-  const row = await env.DB.prepare('SELECT COUNT(*) AS n FROM chunks_fts WHERE chunks_fts MATCH ?').bind(`"${word}"`).first<{ n: number }>();
-  return row?.n ?? 0;
+/** Passages of a namespace the search engine finds by a word (keyword search). */
+async function keywordHits(namespace: string, word: string): Promise<number> {
+  const fusion = { k: 60, vectorWeight: 1, keywordWeight: 1 };
+  const found = await services.engine.search({ namespace, text: word, vector: null, mode: 'keyword', limit: 10, candidates: 10, filter: null, fusion });
+  return found.length;
+}
+
+/** Vectors the search engine holds for a namespace, staged ones included. */
+async function vectorCount(namespace: string): Promise<number> {
+  return (await services.engine.count(namespace)).vectors;
 }
 
 async function ingestOne(id: string, using: Services = services) {
@@ -88,13 +95,13 @@ describe('ingestion pipeline', () => {
     const settled = await waitUntilSettled(uploaded.id);
     expect(settled.status).toBe('ready');
     const rowsBefore = await chunkRows(uploaded.id);
-    const vectorsBefore = await services.vectors.count(namespace);
+    const vectorsBefore = await vectorCount(namespace);
     expect(rowsBefore.length).toBe(settled.chunkCount);
     expect(vectorsBefore).toBe(settled.chunkCount);
 
     expect(await ingestOne(uploaded.id)).toEqual({ status: 'ready', chunkCount: settled.chunkCount, embedded: 0, removed: 0 });
     expect((await chunkRows(uploaded.id)).map((r) => r.id).sort()).toEqual(rowsBefore.map((r) => r.id).sort());
-    expect(await services.vectors.count(namespace)).toBe(vectorsBefore);
+    expect(await vectorCount(namespace)).toBe(vectorsBefore);
 
     const before = (await (await api(`/v1/documents/${uploaded.id}`)).json()) as { updatedAt: string };
     const again = await uploadText({ text, title: 'Field notes', namespace });
@@ -126,7 +133,7 @@ describe('ingestion pipeline', () => {
     expect(await ingestOne(id, v2)).toEqual({ status: 'ready', chunkCount: first.chunkCount, embedded: first.chunkCount, removed: 0 });
     expect((await chunkRows(id)).every((r) => r.embedding_model === 'local-hash-v2')).toBe(true);
     expect((await services.documents.get(id))?.embeddingModel).toBe('local-hash-v2');
-    expect(await services.vectors.count(namespace)).toBe(first.chunkCount);
+    expect(await vectorCount(namespace)).toBe(first.chunkCount);
 
     const small = { ...v2, config: { ...services.config, CHUNK_SIZE: 128, CHUNK_OVERLAP: 16 } };
     const oldIds = new Set(rows.map((r) => r.id));
@@ -138,7 +145,7 @@ describe('ingestion pipeline', () => {
     expect(outcome.removed).toBe([...oldIds].filter((x) => !newIds.includes(x)).length);
     expect(outcome.removed).toBeGreaterThan(0);
     expect(outcome.embedded).toBe(newIds.filter((x) => !oldIds.has(x)).length);
-    expect(await services.vectors.count(namespace)).toBe(outcome.chunkCount);
+    expect(await vectorCount(namespace)).toBe(outcome.chunkCount);
     expect((await services.documents.get(id))?.chunkCount).toBe(outcome.chunkCount);
   });
 
@@ -149,7 +156,7 @@ describe('ingestion pipeline', () => {
     expect(settled).toMatchObject({ status: 'failed', chunkCount: 0 });
     expect(settled.error).toMatch(/password/);
     expect(await chunkRows(doc!.id)).toEqual([]);
-    expect(await services.vectors.count(namespace)).toBe(0);
+    expect(await vectorCount(namespace)).toBe(0);
     for (const mode of ['keyword', 'vector', 'hybrid']) expect(await query({ query: 'locked password pdf', namespace, mode })).toEqual([]);
   });
 
@@ -158,12 +165,12 @@ describe('ingestion pipeline', () => {
     const marker = unique('m');
     const id = await stage(namespace, longText(marker, 2));
     expect(await ingestOne(id)).toMatchObject({ status: 'ready' });
-    expect(await ftsHits(marker)).toBeGreaterThan(0);
+    expect(await keywordHits(namespace, marker)).toBeGreaterThan(0);
     await services.originals.delete(`originals/${namespace}/${id}`);
     expect(await ingestOne(id)).toMatchObject({ status: 'failed', reason: expect.stringMatching(/missing/) });
-    expect(await ftsHits(marker)).toBe(0);
+    expect(await keywordHits(namespace, marker)).toBe(0);
     expect(await chunkRows(id)).toEqual([]);
-    expect(await services.vectors.count(namespace)).toBe(0);
+    expect(await vectorCount(namespace)).toBe(0);
     expect(await services.documents.get(id)).toMatchObject({ status: 'failed', chunkCount: 0, indexedAt: null });
   });
 
@@ -184,8 +191,8 @@ describe('ingestion pipeline', () => {
     expect(await ingestOne(id, { ...services, embedder: deleting })).toEqual({ status: 'gone' });
     expect(await services.documents.get(id)).toBeNull();
     expect(await chunkRows(id)).toEqual([]);
-    expect(await ftsHits(marker)).toBe(0);
-    expect(await services.vectors.count(namespace)).toBe(0);
+    expect(await keywordHits(namespace, marker)).toBe(0);
+    expect(await vectorCount(namespace)).toBe(0);
   });
 });
 

@@ -2,7 +2,7 @@ import { runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import type { LocalVectorIndex } from '../src/engines/local/vector-index';
-import { LocalVectorIndexClient } from '../src/engines/local/engine';
+import { localVectors } from './local-vectors';
 import { rng } from './support';
 
 /**
@@ -22,7 +22,7 @@ const QUERIES = 25;
 const TOP_K = 10;
 
 const ns = env.VECTOR_INDEX as unknown as DurableObjectNamespace<LocalVectorIndex>;
-const index = new LocalVectorIndexClient(ns, DIMS);
+const index = localVectors(DIMS);
 
 
 /** A data set: vector i, made in order from one seed. */

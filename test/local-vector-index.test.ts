@@ -3,20 +3,24 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../src/domain/errors';
 import type { LocalVectorIndex } from '../src/engines/local/vector-index';
-import { LocalVectorIndexClient } from '../src/engines/local/engine';
-import type { MetadataFilter, VectorMetadata } from '../src/domain/types';
+import { localVectors } from './local-vectors';
+import type { MetadataFilter } from '../src/domain';
+import type { VectorMetadata } from '../src/engines/vector-types';
 import { cosine, randomVectors, rng } from './support';
 
 // worker-configuration.d.ts (generated before the class existed) types the binding as untyped.
 const ns = env.VECTOR_INDEX as unknown as DurableObjectNamespace<LocalVectorIndex>;
-const client = (dims: number) => new LocalVectorIndexClient(ns, dims);
+const client = (dims: number) => localVectors(dims);
 
-const expectBadRequest = async (p: Promise<unknown>, text: string) => {
+const expectError = async (p: Promise<unknown>, text: string, code: AppError['code']) => {
   const err = await p.then(() => null, (e: unknown) => e);
   expect(err).toBeInstanceOf(AppError);
-  expect((err as AppError).code).toBe('bad_request');
+  expect((err as AppError).code).toBe(code);
   expect((err as AppError).message).toContain(text);
 };
+const expectBadRequest = (p: Promise<unknown>, text: string) => expectError(p, text, 'bad_request');
+/** A vector of another dimension than the index's is the operator's to fix (503), not the client's. */
+const expectMisconfigured = (p: Promise<unknown>, text: string) => expectError(p, text, 'misconfigured');
 
 describe('LocalVectorIndex', () => {
   it('returns the exact top-k by cosine similarity', async () => {
@@ -100,7 +104,7 @@ describe('LocalVectorIndex', () => {
       d: { doc: 'd1', lang: 'de', n: 4 },
     };
     await index.upsert('filter', Object.entries(metas).map(([id, metadata]) => ({ id, values: [1, 0.1], metadata })));
-    const ids = async (filter: Parameters<LocalVectorIndexClient['query']>[1]['filter']) =>
+    const ids = async (filter: MetadataFilter) =>
       (await index.query([1, 0], { namespace: 'filter', topK: 10, filter })).map((m) => m.id).sort();
     expect(await ids({ doc: 'd1' })).toEqual(['a', 'd']);
     expect(await ids({ doc: { $eq: 'd1' }, lang: 'de' })).toEqual(['d']);
@@ -142,9 +146,8 @@ describe('LocalVectorIndex', () => {
   it('rejects a dimension other than the one set by the first upsert', async () => {
     await client(4).upsert('dims', [{ id: 'a', values: [1, 2, 3, 4], metadata: {} }]);
     const other = client(3);
-    await expectBadRequest(other.upsert('dims', [{ id: 'b', values: [1, 2, 3], metadata: {} }]), 'vector has 3 dimensions but this index has 4');
-    await expectBadRequest(other.query([1, 2, 3], { namespace: 'dims', topK: 1 }), 'vector has 3 dimensions but this index has 4');
-    await expectBadRequest(client(4).query([1, 2], { namespace: 'dims', topK: 1 }), '2 dimensions but 4 are configured');
+    await expectMisconfigured(other.upsert('dims', [{ id: 'b', values: [1, 2, 3], metadata: {} }]), 'a vector has 3 dimensions but this index has 4');
+    await expectMisconfigured(other.query([1, 2, 3], { namespace: 'dims', topK: 1 }), 'a vector has 3 dimensions but this index has 4');
   });
 
   it('stays exact when int8 scores cannot separate rows (near-duplicates fall back to more rescoring)', async () => {
@@ -211,6 +214,6 @@ describe('LocalVectorIndex', () => {
     await evictDurableObject(ns.get(ns.idFromName('evict')));
     expect(await index.count('evict')).toBe(199);
     expect(await index.query(q, { namespace: 'evict', topK: 20, filter: { tag: 'odd' } })).toEqual(before);
-    await expectBadRequest(client(3).upsert('evict', [{ id: 'x', values: [1, 2, 3], metadata: {} }]), 'has 8');
+    await expectMisconfigured(client(3).upsert('evict', [{ id: 'x', values: [1, 2, 3], metadata: {} }]), 'has 8');
   });
 });

@@ -1,11 +1,10 @@
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../src/domain/errors';
-import { NO_ANSWER } from '../src/generation/extractive-answerer';
 import { buildChatMessages } from '../src/generation/prompt';
 import { OpenAIChatModel, OpenAIEmbedder } from '../src/providers/openai';
 import { CircuitBreaker, type ResilienceOptions, retryAfterSeconds } from '../src/providers/resilience';
-import type { ChatRequest } from '../src/domain/types';
+import type { ChatRequest } from '../src/domain';
 import { FAKE_OPENAI_KEY, fakeAnswer, fakeEmbedding, type RecordedRequest } from './fakes/openai-server';
 import { caught } from './support';
 
@@ -222,6 +221,7 @@ describe('OpenAIEmbedder', () => {
   });
 });
 
+// Fitting the prompt to the window and the no-answer rule are generation's (generation.test.ts).
 describe('OpenAIChatModel', () => {
   const request: ChatRequest = {
     question: 'What does the lighthouse burn?',
@@ -234,6 +234,7 @@ describe('OpenAIChatModel', () => {
       { title: 'Keeper', text: 'The keeper rows ashore weekly. He likes tea.' },
     ],
   };
+  const messages = buildChatMessages(request);
 
   async function collect(stream: AsyncIterable<string>): Promise<{ pieces: string[]; error?: AppError }> {
     const pieces: string[] = [];
@@ -247,7 +248,6 @@ describe('OpenAIChatModel', () => {
   }
 
   it('numbers the passages from 1 in order, after the instructions and the history', () => {
-    const messages = buildChatMessages(request);
     expect(messages.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'user']);
     expect(messages[0]?.content).toMatch(/only the numbered passages.*\[1\]/);
     expect(messages.slice(1, 3)).toEqual(request.history);
@@ -258,46 +258,44 @@ describe('OpenAIChatModel', () => {
     );
   });
 
-  it('streams an answer in pieces that join to the whole, citing the passages', async () => {
+  it('streams the completion of the messages as given, in pieces that join to the whole', async () => {
     const s = scenario();
     const model = new OpenAIChatModel({ ...s.options, temperature: 0.3, maxTokens: 256 });
     expect(model.model).toBe('gpt-4o-mini');
-    const { pieces, error } = await collect(model.stream(request));
+    const { pieces, error } = await collect(model.complete(messages));
     expect(error).toBeUndefined();
     expect(pieces.length).toBeGreaterThan(5);
     const answer = pieces.join('');
     expect(answer).toBe('From the café’s notes … The lighthouse burns paraffin [1]. The keeper rows ashore weekly [2].');
     const [sent] = await s.requests();
     expect(sent?.path).toBe('/v1/chat/completions');
-    expect(sent?.body).toEqual({
-      model: 'gpt-4o-mini',
-      messages: buildChatMessages(request),
-      stream: true,
-      temperature: 0.3,
-      max_tokens: 256,
-    });
-    expect(answer).toBe(fakeAnswer(buildChatMessages(request)));
+    expect(sent?.body).toEqual({ model: 'gpt-4o-mini', messages, stream: true, temperature: 0.3, max_tokens: 256 });
+    expect(answer).toBe(fakeAnswer(messages));
+  });
+
+  it("states its model's context window, a dated snapshot's included, or 8,000 tokens for one it does not know", () => {
+    const { options } = scenario();
+    expect(new OpenAIChatModel(options)).toMatchObject({ contextWindow: 128_000, maxTokens: 1024 });
+    expect(new OpenAIChatModel({ ...options, model: 'gpt-4o-mini-2024-07-18' }).contextWindow).toBe(128_000);
+    expect(new OpenAIChatModel({ ...options, model: 'gpt-4.1-mini' }).contextWindow).toBe(1_047_576);
+    expect(new OpenAIChatModel({ ...options, model: 'gpt-4-turbo-2024-04-09' }).contextWindow).toBe(128_000);
+    expect(new OpenAIChatModel({ ...options, model: 'gpt-4-0613' }).contextWindow).toBe(8_192);
+    expect(new OpenAIChatModel({ ...options, model: 'llama3.1:8b' }).contextWindow).toBe(8_000);
+    expect(new OpenAIChatModel({ ...options, model: 'llama3.1:8b', contextWindow: 131_072 }).contextWindow).toBe(131_072);
   });
 
   it('lets a reader stop early, freeing the stream', async () => {
     const s = scenario();
     const pieces: string[] = [];
-    for await (const piece of new OpenAIChatModel(s.options).stream(request)) {
+    for await (const piece of new OpenAIChatModel(s.options).complete(messages)) {
       if (pieces.push(piece) === 2) break;
     }
     expect(pieces).toEqual(['From', ' the']);
   });
 
-  it('answers that nothing was found without calling OpenAI when there are no passages', async () => {
-    const s = scenario();
-    const { pieces } = await collect(new OpenAIChatModel(s.options).stream({ ...request, passages: [] }));
-    expect(pieces).toEqual([NO_ANSWER]);
-    expect(await s.requests()).toEqual([]);
-  });
-
   it('retries a 429 before the stream starts', async () => {
     const s = scenario();
-    const { pieces, error } = await collect(new OpenAIChatModel({ ...s.options, model: 'fault-429' }).stream(request));
+    const { pieces, error } = await collect(new OpenAIChatModel({ ...s.options, model: 'fault-429' }).complete(messages));
     expect(error).toBeUndefined();
     expect(pieces.join('')).toContain('[1]');
     expect(s.delays).toEqual([1_000]);
@@ -306,7 +304,7 @@ describe('OpenAIChatModel', () => {
   it('fails with a timeout when the stream stalls mid-way, keeping what came before', async () => {
     const s = scenario({}, { timeoutMs: 200 });
     const started = Date.now();
-    const { pieces, error } = await collect(new OpenAIChatModel({ ...s.options, model: 'fault-stall' }).stream(request));
+    const { pieces, error } = await collect(new OpenAIChatModel({ ...s.options, model: 'fault-stall' }).complete(messages));
     expect(Date.now() - started).toBeLessThan(2_000);
     expect(pieces.join('')).toBe('From the café’s');
     expect(error).toMatchObject({ code: 'provider_timeout', retryable: true });
@@ -316,30 +314,34 @@ describe('OpenAIChatModel', () => {
 
   it('times out when no answer starts', async () => {
     const s = scenario({ 'x-fault-times': '99' }, { retries: 1, timeoutMs: 200 });
-    const { pieces, error } = await collect(new OpenAIChatModel({ ...s.options, model: 'fault-hang' }).stream(request));
+    const { pieces, error } = await collect(new OpenAIChatModel({ ...s.options, model: 'fault-hang' }).complete(messages));
     expect(pieces).toEqual([]);
     expect(error).toMatchObject({ code: 'provider_timeout', message: 'OpenAI chat did not answer within 200 ms' });
     expect(await s.requests()).toHaveLength(2);
   });
 
-  it('fails on a malformed chunk and on a stream cut before [DONE]', async () => {
+  it('fails on a malformed chunk, an answer with no text and a stream cut before [DONE]', async () => {
     const malformed = scenario();
-    const broken = await collect(new OpenAIChatModel({ ...malformed.options, model: 'fault-malformed' }).stream(request));
+    const broken = await collect(new OpenAIChatModel({ ...malformed.options, model: 'fault-malformed' }).complete(messages));
     expect(broken.error).toMatchObject({ code: 'provider_error', retryable: true, message: 'OpenAI chat returned an unexpected answer' });
+    const silent = scenario({ 'x-fake-reply': '' });
+    const empty = await collect(new OpenAIChatModel(silent.options).complete(messages));
+    expect(empty.error).toMatchObject({ code: 'provider_error', retryable: true, message: 'OpenAI chat returned an empty answer' });
+    expect(await silent.requests()).toHaveLength(1); // not retried: the stream had started
     const truncated = scenario();
-    const cut = await collect(new OpenAIChatModel({ ...truncated.options, model: 'fault-truncated' }).stream(request));
+    const cut = await collect(new OpenAIChatModel({ ...truncated.options, model: 'fault-truncated' }).complete(messages));
     expect(cut.pieces.join('')).toBe('From the café’s');
     expect(cut.error?.message).toBe('OpenAI chat stream ended before the answer was complete');
   });
 
   it('passes on OpenAI\'s 400 without retrying, and a bad key as misconfiguration', async () => {
     const s = scenario();
-    const invalid = await collect(new OpenAIChatModel({ ...s.options, temperature: 2.5 }).stream(request));
+    const invalid = await collect(new OpenAIChatModel({ ...s.options, temperature: 2.5 }).complete(messages));
     expect(invalid.error).toMatchObject({ code: 'provider_error', retryable: false });
     expect(invalid.error?.message).toContain("Invalid 'temperature'");
     expect(await s.requests()).toHaveLength(1);
     const apiKey = 'sk-wrong-0123456789abcdef';
-    const denied = await collect(new OpenAIChatModel({ ...s.options, apiKey }).stream(request));
+    const denied = await collect(new OpenAIChatModel({ ...s.options, apiKey }).complete(messages));
     expect(denied.error).toMatchObject({ code: 'misconfigured', retryable: false });
     expect(denied.error?.message).not.toContain(apiKey.slice(0, 8));
   });

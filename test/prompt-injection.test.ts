@@ -1,12 +1,13 @@
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
-import { AnswerGuard, guardAnswer, guardText } from '../src/generation/answer-guard';
+import { generateAnswer } from '../src/generation/answer';
+import { AnswerGuard, guardText } from '../src/generation/answer-guard';
 import { buildChatMessages, MAX_CLIENT_INSTRUCTIONS_CHARS, MAX_TITLE_CHARS, SYSTEM_PROMPT } from '../src/generation/prompt';
 import { OpenAIChatModel } from '../src/providers/openai';
-import type { ChatMessage, ChatModel, ChatRequest, ContextPassage } from '../src/domain/types';
+import type { ChatMessage, ChatRequest, CompletionModel, ContextPassage } from '../src/domain';
 import { WorkersAIChatModel } from '../src/providers/workers-ai-chat';
 import { FAKE_OPENAI_KEY, type RecordedRequest } from './fakes/openai-server';
-import { FakeAi } from './fakes/workers-ai';
+import { FakeAi } from '../fakes/workers-ai';
 import { postJson, uploadText, waitUntilSettled } from './helpers';
 import { rng } from './support';
 
@@ -194,7 +195,7 @@ describe('the answer guard', () => {
   });
 });
 
-describe('prompt injection through the chat adapters', () => {
+describe('prompt injection through generation and the chat adapters', () => {
   const BASE_URL = 'http://openai.fake/v1';
 
   /** The OpenAI adapter on the fake server, its answer scripted (or the fake's own), with the request log. */
@@ -222,7 +223,7 @@ describe('prompt injection through the chat adapters', () => {
     return { model, sent: async () => ai.calls[0]?.inputs.messages as ChatMessage[] };
   }
 
-  const adapters: [string, (reply?: string) => { model: ChatModel; sent: () => Promise<ChatMessage[]> }][] = [
+  const adapters: [string, (reply?: string) => { model: CompletionModel; sent: () => Promise<ChatMessage[]> }][] = [
     ['OpenAI', openai],
     ['Workers AI', workersAi],
   ];
@@ -232,7 +233,7 @@ describe('prompt injection through the chat adapters', () => {
   for (const [name, make] of adapters) {
     it(`${name}: the model gets the rules first, the client's instructions labelled, the document escaped`, async () => {
       const { model, sent } = make();
-      const pieces = await collect(guardAnswer(model.stream({ ...REQUEST, history }), REQUEST.passages, 'strip'));
+      const pieces = await collect(generateAnswer(model, { ...REQUEST, history }, 'strip'));
       const messages = await sent();
       expect(messages.map((m) => m.role)).toEqual(['system', 'user']);
       expect(messages[0]?.content.startsWith(SYSTEM_PROMPT)).toBe(true);
@@ -247,10 +248,10 @@ describe('prompt injection through the chat adapters', () => {
 
     it(`${name}: an answer that obeyed the document is neutralised, streamed as whole`, async () => {
       const { model } = make(EXFILTRATING);
-      const raw = (await collect(model.stream(REQUEST))).join('');
+      const raw = (await collect(model.complete(buildChatMessages(REQUEST)))).join('');
       expect(raw).toBe(EXFILTRATING); // the fake obeyed
 
-      const pieces = await collect(guardAnswer(make(EXFILTRATING).model.stream(REQUEST), REQUEST.passages, 'strip'));
+      const pieces = await collect(generateAnswer(make(EXFILTRATING).model, REQUEST, 'strip'));
       expect(pieces.length).toBeGreaterThan(5); // still streamed in pieces
       const answer = pieces.join('');
       expectNeutralised(answer);

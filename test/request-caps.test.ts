@@ -1,9 +1,12 @@
+import { runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
+import { ingestDocuments } from '../src/ingestion/pipeline';
+import { getServices } from '../src/services';
 import { describe, expect, it } from 'vitest';
 import { app } from '../src/app';
 import { REQUEST_LIMITS as L } from '../src/limits';
 import { VectorizeIndex } from '../src/engines/cloudflare/vectorize';
-import { FakeVectorize } from './fakes/vectorize';
+import { FakeVectorize } from '../fakes/vectorize';
 import { api, type DocumentView, postJson, uploadText, waitUntilSettled } from './helpers';
 
 /**
@@ -17,16 +20,23 @@ const bytes = (text: string) => new TextEncoder().encode(text).length;
 
 /** Fields the production index has metadata indexes for: Vectorize allows 10, documentId is one. */
 const INDEXED = ['documentId', ...Array.from({ length: 9 }, (_, i) => `f${i + 1}`)];
+/** What filters may name in both profiles: the indexed fields, and those of the keyword-only comparison below. */
+const FILTERABLE = [...INDEXED, 'team', 'year', 'draft'].join(',');
 const productionEnv = {
   ...env,
   VECTOR_PROVIDER: 'vectorize',
   VECTORIZE: new FakeVectorize({ dimensions: 384, metadataIndexes: INDEXED }),
-  VECTORIZE_METADATA_INDEXES: INDEXED.join(','),
+  FILTERABLE_FIELDS: FILTERABLE,
 } as unknown as Env;
 
 type Post = (path: string, body: unknown) => Promise<Response>;
+const offlineEnv = { ...env, FILTERABLE_FIELDS: FILTERABLE } as unknown as Env;
 const ENGINES: [string, Post][] = [
-  ['offline', postJson],
+  [
+    'offline',
+    async (path, body) =>
+      app.fetch(new Request(`http://rag.test${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }), offlineEnv),
+  ],
   [
     'production',
     async (path, body) =>
@@ -194,8 +204,14 @@ describe('chunk contexts', () => {
     expect((await waitUntilSettled(long.id)).status).toBe('ready');
     expect((await waitUntilSettled(short.id)).status).toBe('ready');
 
-    const contexts = async (id: string) =>
-      (await env.DB.prepare('SELECT context FROM chunks WHERE document_id = ? ORDER BY position').bind(id).all<{ context: string }>()).results.map((r) => r.context);
+    // The contexts as the search engine stores them (the local engine's Durable Object of the namespace).
+    const contexts = (id: string) =>
+      runInDurableObject(env.VECTOR_INDEX.get(env.VECTOR_INDEX.idFromName(namespace)), (_, state) =>
+        state.storage.sql
+          .exec<{ context: string }>(`SELECT context FROM vectors WHERE document = ? ORDER BY json_extract(passage, '$.position')`, id)
+          .toArray()
+          .map((r) => r.context),
+      );
     expect(await contexts(short.id)).toEqual(['Short › Intro']);
     const deep = await contexts(long.id);
     expect(deep.length).toBeGreaterThan(0);
@@ -300,6 +316,14 @@ describe('files and documents per upload', () => {
 describe.each(ENGINES)('filters (%s)', (_engine, post) => {
   const search = (filter: unknown, mode = 'hybrid') => post('/v1/query', { query: 'anything at all', filter, mode });
 
+  it('refuse a field outside FILTERABLE_FIELDS, in every mode, with the same 400 in both engines', async () => {
+    for (const mode of ['hybrid', 'vector', 'keyword']) {
+      const message = await expectRefused(await search({ colour: 'red', f1: 'x' }, mode), 'filter: cannot filter on "colour"; filterable fields are documentId, f1');
+      expect(message).toContain('(FILTERABLE_FIELDS; in production each needs a Vectorize metadata index)');
+      await expectAccepted(await search({ f1: 'x' }, mode), mode);
+    }
+  });
+
   it(`take at most ${L.maxFilterFields} fields, in every mode`, async () => {
     for (const mode of ['hybrid', 'vector', 'keyword']) {
       await expectAccepted(await search(fields(L.maxFilterFields), mode), mode);
@@ -357,6 +381,8 @@ describe('filters give the same documents in both engines', () => {
     const blue = await uploadText({ text: 'Okapi notes from the blue team.', metadata: { team: 'blue', year: 2023 }, namespace });
     const none = await uploadText({ text: 'Okapi notes from nobody in particular.', namespace });
     for (const d of [red, blue, none]) expect((await waitUntilSettled(d.id)).status).toBe('ready');
+    // The same documents, ingested again by the production engine (the queue's consumer runs offline).
+    await ingestDocuments(getServices(productionEnv), [red.id, blue.id, none.id]);
     const cases: [unknown, string[]][] = [
       [{ team: 'red' }, [red.id]],
       [{ team: { $ne: 'red' } }, [blue.id, none.id]],

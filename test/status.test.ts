@@ -2,8 +2,8 @@ import { env } from 'cloudflare:workers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { app } from '../src/app';
 import { STATUS_CHECK_TIMEOUT_MS } from '../src/http/routes/status';
-import { FakeVectorize } from './fakes/vectorize';
-import { FakeAi } from './fakes/workers-ai';
+import { FakeVectorize } from '../fakes/vectorize';
+import { FakeAi } from '../fakes/workers-ai';
 import { uploadText, waitUntilSettled } from './helpers';
 
 /**
@@ -137,8 +137,7 @@ describe('GET /status', () => {
     expect(body.status).toBe('misconfigured');
     expect(body.components.searchEngine).toMatchObject({
       status: 'error',
-      engine: 'vectorize',
-      keyword: 'D1 FTS5',
+      engine: 'cloudflare',
       error: expect.stringMatching(/768 dimensions but the embedding model makes 384/),
     });
     expect(body.components.searchEngine).not.toHaveProperty('misconfigured');

@@ -17,15 +17,8 @@ export function randomVectors(n: number, dims: number, seed: number): Float32Arr
   return Array.from({ length: n }, () => Float32Array.from({ length: dims }, () => r() * 2 - 1));
 }
 
-export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let dot = 0, na = 0, nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return na && nb ? dot / Math.sqrt(na * nb) : 0;
-}
+// The fakes (../fakes/) use it too, and must not import test/.
+export { cosine } from '../fakes/support';
 
 /** The AppError a promise rejects with; fails the test if it resolves or throws anything else. */
 export async function caught(promise: Promise<unknown>): Promise<AppError> {

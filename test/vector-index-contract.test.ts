@@ -1,23 +1,90 @@
 import { env } from 'cloudflare:workers';
-import type { LocalVectorIndex } from '../src/engines/local/vector-index';
-import { LocalVectorIndexClient } from '../src/engines/local/engine';
+import { describe, expect, it } from 'vitest';
+import { AppError, type MetadataFilter, parseFilter } from '../src/domain';
 import { VectorizeIndex } from '../src/engines/cloudflare/vectorize';
+import type { LocalVectorIndex } from '../src/engines/local/vector-index';
+import { BAD_REQUEST, MISCONFIGURED } from '../src/engines/local/vector-rows';
+import type { VectorIndex } from '../src/engines/vector-types';
+import { FakeVectorize } from '../fakes/vectorize';
 import { vectorIndexContract } from './contracts/vector-index';
-import { FakeVectorize } from './fakes/vectorize';
+import { caught } from './support';
 
 const DIMENSIONS = 8;
 const instant = { retries: 0, timeoutMs: 5_000, sleep: async () => {} };
 
+/**
+ * The local Durable Object's vector-only API (upsert, deleteByIds, query with a parsed filter),
+ * one object per namespace, as a `VectorIndex`; errors restored to AppErrors by their prefix, as
+ * the local engine restores them after RPC.
+ */
+function localDurableObject(dimensions: number): VectorIndex {
+  const ns = env.VECTOR_INDEX as unknown as DurableObjectNamespace<LocalVectorIndex>;
+  const stub = (namespace: string) => ns.get(ns.idFromName(namespace));
+  const call = async <T,>(work: () => Promise<T>): Promise<T> => {
+    try {
+      return await work();
+    } catch (err) {
+      if (err instanceof Error && !(err instanceof AppError)) {
+        if (err.message.startsWith(BAD_REQUEST)) throw new AppError('bad_request', err.message, { cause: err });
+        if (err.message.startsWith(MISCONFIGURED)) throw new AppError('misconfigured', err.message, { cause: err });
+      }
+      throw err;
+    }
+  };
+  return {
+    dimensions,
+    upsert: (namespace, records) => call(() => stub(namespace).upsert(records.map((r) => ({ ...r, values: Array.from(r.values) })))),
+    deleteByIds: (namespace, ids) => call(() => stub(namespace).deleteByIds(ids)),
+    query: (vector, { namespace, topK, filter }) => call(() => stub(namespace).query(Array.from(vector), topK, filter ?? null)),
+    count: async (namespace) => (await call(() => stub(namespace).count())).vectors,
+    dimensionMismatch: async (namespace) => {
+      const stored = await call(() => stub(namespace).storedDimensions());
+      return stored === null || stored === dimensions ? null : `holds ${stored}-dimensional vectors, not ${dimensions}`;
+    },
+  };
+}
+
 // The suite makes a unique namespace per test, so every test sees fresh Durable Objects.
-vectorIndexContract('local Durable Object', () => ({
-  index: new LocalVectorIndexClient(env.VECTOR_INDEX as unknown as DurableObjectNamespace<LocalVectorIndex>, DIMENSIONS),
-}));
+vectorIndexContract('local Durable Object (vector-only API)', () => ({ index: localDurableObject(DIMENSIONS) }));
 
 // A fresh index per test; writes become visible on settle, as Vectorize's do after ~30 s.
-vectorIndexContract('Vectorize (fake binding)', () => {
+vectorIndexContract('VectorizeIndex (fake binding)', () => {
   const fake = new FakeVectorize({ dimensions: DIMENSIONS, metadataIndexes: ['documentId', 'lang', 'n', 'draft', 'tag', 'v'] });
   return {
     index: new VectorizeIndex(fake, { dimensions: DIMENSIONS, resilience: instant }),
     settle: async () => fake.processPending(),
   };
+});
+
+// The indexes take filters parsed once; what the syntax does not allow never reaches them.
+describe('parseFilter, before any index', () => {
+  it('refuses filters outside the syntax as bad requests, naming the operator', async () => {
+    const parse = async (filter: unknown) => parseFilter(filter as MetadataFilter);
+    for (const [filter, text] of [
+      [{ n: { $gt: 0 } }, '$gt'],
+      [{ n: { $in: 1 } }, '$in'],
+      [{ $or: [{ n: 1 }, { n: 2 }] }, '$or'],
+      [{ n: [1, 2] }, 'n'],
+      [{ n: null }, 'n'],
+      [{ n: { $eq: { nested: 1 } } }, 'n'],
+      [{ 'a.b': 1 }, 'a.b'],
+    ] as const) {
+      const error = await caught(parse(filter));
+      expect(error.code, JSON.stringify(filter)).toBe('bad_request');
+      expect(error.message).toContain(text);
+    }
+  });
+
+  it('parses no conditions to null, and contradictions to a filter matching nothing', () => {
+    expect(parseFilter(undefined)).toBeNull();
+    expect(parseFilter({})).toBeNull();
+    expect(parseFilter({ a: { $eq: 1, $ne: 1 } })).toEqual({ conditions: [{ field: 'a', allowed: [], excluded: [] }], matchesNothing: true });
+    expect(parseFilter({ a: { $in: [1, 2], $nin: [2] }, b: { $ne: 'x' } })).toEqual({
+      conditions: [
+        { field: 'a', allowed: [1], excluded: [] },
+        { field: 'b', excluded: ['x'] },
+      ],
+      matchesNothing: false,
+    });
+  });
 });

@@ -1,17 +1,17 @@
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { ingestDocuments } from '../src/ingestion/pipeline';
-import { VectorizeIndex } from '../src/engines/cloudflare/vectorize';
 import { getServices, type Services } from '../src/services';
-import { FakeVectorize } from './fakes/vectorize';
+import { FakeVectorize } from '../fakes/vectorize';
+import { cloudflareEngine } from './engines';
 
-/** The engine with Vectorize (a faithful fake: writes apply asynchronously) as its vector index. */
+/** The Cloudflare engine, over Vectorize (a faithful fake: writes apply asynchronously) and D1. */
 function withVectorize() {
   const base = getServices(env);
-  const fake = new FakeVectorize({ dimensions: base.embedder.dimensions, metadataIndexes: ['documentId'] });
-  const vectors = new VectorizeIndex(fake, { dimensions: base.embedder.dimensions, resilience: { retries: 0, timeoutMs: 1_000 } });
-  const services: Services = { ...base, vectors };
-  return { services, fake, vectors };
+  const fake = new FakeVectorize({ dimensions: base.embedder.dimensions, metadataIndexes: ['documentId', 'team'] });
+  const engine = cloudflareEngine(fake, base.embedder.dimensions);
+  const services: Services = { ...base, engine };
+  return { services, fake, vectors: engine };
 }
 
 async function stage(services: Services, text: string): Promise<string> {

@@ -1,8 +1,9 @@
+import { parseFilter } from '../src/domain';
 import { describe, expect, it } from 'vitest';
 import type { ResilienceOptions } from '../src/providers/resilience';
 import { mapVectorizeError, VectorizeIndex, type VectorizeIndexOptions } from '../src/engines/cloudflare/vectorize';
 import { randomVectors } from './support';
-import { FakeVectorize, type FakeVectorizeOptions } from './fakes/vectorize';
+import { FakeVectorize, type FakeVectorizeOptions } from '../fakes/vectorize';
 import { caught } from './support';
 
 const DIMS = 4;
@@ -107,13 +108,17 @@ describe('VectorizeIndex', () => {
       [index.upsert(NS, [record('dot', undefined, { 'a.b': 1 })]), 'metadata key "a.b"'],
       [index.upsert(NS, [record('dollar', undefined, { $x: 1 })]), 'metadata key "$x"'],
       [index.upsert('n'.repeat(65), [record('a')]), 'namespace'],
-      [index.upsert(NS, [record('a', [1, 0, 0])]), '3 dimensions but 4 are configured'],
-      [index.query([1, 0, 0], { namespace: NS, topK: 1 }), '3 dimensions but 4 are configured'],
     ];
     for (const [p, text] of cases) {
       const error = await caught(p);
       expect(error.code).toBe('bad_request');
       expect(error.message).toContain(text);
+    }
+    // A vector of another dimension than configured: the operator's to fix (503), never the client's.
+    for (const p of [index.upsert(NS, [record('a', [1, 0, 0])]), index.query([1, 0, 0], { namespace: NS, topK: 1 })]) {
+      const error = await caught(p);
+      expect([error.code, error.status]).toEqual(['misconfigured', 503]);
+      expect(error.message).toContain('a vector has 3 dimensions but the configuration has 4');
     }
     expect(fake.calls).toEqual([]);
   });
@@ -122,23 +127,23 @@ describe('VectorizeIndex', () => {
     const { fake, index } = setup({}, { metadataIndexes: ['documentId'] });
     await index.upsert(NS, [record('a', [1, 0, 0, 0], { documentId: 'd1', team: 'legal' })]);
     fake.processPending();
-    const error = await caught(index.query([1, 0, 0, 0], { namespace: NS, topK: 5, filter: { team: 'legal' } }));
+    const error = await caught(index.query([1, 0, 0, 0], { namespace: NS, topK: 5, filter: parseFilter({ team: 'legal' }) }));
     expect(error.code).toBe('bad_request');
     expect(error.message).toContain('"team"');
     // Without the list, Vectorize's own behaviour shows: no metadata index, no match.
     const unchecked = new VectorizeIndex(fake, { dimensions: DIMS, resilience: { retries: 0, timeoutMs: 1_000 } });
-    expect(await unchecked.query([1, 0, 0, 0], { namespace: NS, topK: 5, filter: { team: 'legal' } })).toEqual([]);
-    expect((await unchecked.query([1, 0, 0, 0], { namespace: NS, topK: 5, filter: { documentId: 'd1' } })).map((m) => m.id)).toEqual(['a']);
+    expect(await unchecked.query([1, 0, 0, 0], { namespace: NS, topK: 5, filter: parseFilter({ team: 'legal' }) })).toEqual([]);
+    expect((await unchecked.query([1, 0, 0, 0], { namespace: NS, topK: 5, filter: parseFilter({ documentId: 'd1' }) })).map((m) => m.id)).toEqual(['a']);
   });
 
   it('rewrites several operators on one field into the single one Vectorize accepts', async () => {
     const { fake, index, calls } = setup();
     await index.upsert(NS, [record('a', [1, 0, 0, 0], { documentId: 'd1' })]);
     fake.processPending();
-    await index.query([1, 0, 0, 0], { namespace: NS, topK: 5, filter: { documentId: { $ne: 'd2', $nin: ['d3'] } } });
-    await index.query([1, 0, 0, 0], { namespace: NS, topK: 5, filter: { documentId: { $in: ['d1', 'd2'], $ne: 'd2' } } });
+    await index.query([1, 0, 0, 0], { namespace: NS, topK: 5, filter: parseFilter({ documentId: { $ne: 'd2', $nin: ['d3'] } }) });
+    await index.query([1, 0, 0, 0], { namespace: NS, topK: 5, filter: parseFilter({ documentId: { $in: ['d1', 'd2'], $ne: 'd2' } }) });
     expect(calls('query').map((c) => c.options?.filter)).toEqual([{ documentId: { $nin: ['d2', 'd3'] } }, { documentId: { $eq: 'd1' } }]);
-    expect(await index.query([1, 0, 0, 0], { namespace: NS, topK: 5, filter: { documentId: { $eq: 'd1', $ne: 'd1' } } })).toEqual([]);
+    expect(await index.query([1, 0, 0, 0], { namespace: NS, topK: 5, filter: parseFilter({ documentId: { $eq: 'd1', $ne: 'd1' } }) })).toEqual([]);
     expect(calls('query')).toHaveLength(2); // nothing can match: no call
   });
 
@@ -169,9 +174,9 @@ describe('VectorizeIndex', () => {
     expect(index.lastMutationId).toBeNull();
 
     fake.failNext('query', new Error('VECTOR_QUERY_ERROR (code = 40006): invalid query vector, expected 768 dimensions, and got 4 dimensions'));
-    const badInput = await caught(index.query([1, 0, 0, 0], { namespace: NS, topK: 1 }));
-    expect([badInput.code, badInput.retryable]).toEqual(['bad_request', false]);
-    expect(badInput.message).toContain('expected 768 dimensions, and got 4 dimensions');
+    const wrongDimensions = await caught(index.query([1, 0, 0, 0], { namespace: NS, topK: 1 }));
+    expect([wrongDimensions.code, wrongDimensions.retryable]).toEqual(['misconfigured', false]);
+    expect(wrongDimensions.message).toContain('expected 768 dimensions, and got 4 dimensions');
     expect(calls('query')).toHaveLength(1);
   });
 

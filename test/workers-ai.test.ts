@@ -1,15 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../src/domain/errors';
-import { NO_ANSWER } from '../src/generation/extractive-answerer';
-import { countTokens } from '../src/ingestion/tokens';
+import { buildChatMessages } from '../src/generation/prompt';
+import { countTokens, truncateToTokens } from '../src/text/tokens';
 import type { ResilienceOptions } from '../src/providers/resilience';
-import type { ChatRequest } from '../src/domain/types';
+import type { ChatMessage } from '../src/domain';
 import { WorkersAIChatModel } from '../src/providers/workers-ai-chat';
-import { truncateToTokens, WorkersAIEmbedder } from '../src/providers/workers-ai-embedder';
+import { WorkersAIEmbedder } from '../src/providers/workers-ai-embedder';
 import { type AiRunner, toAppError } from '../src/providers/workers-ai-errors';
 import { WorkersAIReranker } from '../src/providers/workers-ai-reranker';
 import { answerOf } from './contracts/chat-model';
-import { FakeAi } from './fakes/workers-ai';
+import { FakeAi } from '../fakes/workers-ai';
 
 // The real binding fits the adapters' view of it (checked by tsc, not at run time).
 const acceptsTheRealBinding: (ai: Ai) => AiRunner = (ai) => ai;
@@ -177,106 +177,74 @@ const PASSAGES = [
   { title: 'Lighthouse', text: 'The lighthouse burns paraffin in a pressure lamp. It was lit in 1871.' },
   { title: 'Fog signal', text: 'A fog signal sounds every thirty seconds in thick weather.' },
 ];
-const REQUEST: ChatRequest = { question: 'What does the lighthouse burn?', history: [], passages: PASSAGES };
+const MESSAGES: ChatMessage[] = buildChatMessages({ question: 'What does the lighthouse burn?', history: [], passages: PASSAGES });
 
+// Fitting the prompt to the window and the no-answer rule are generation's (generation.test.ts).
 describe('WorkersAIChatModel', () => {
   it('streams the answer: pieces split across SSE chunks and UTF-8 characters join to the whole reply', async () => {
     const ai = new FakeAi();
     ai.chunkBytes = 5;
-    const { pieces, answer } = await answerOf(new WorkersAIChatModel(ai, { resilience: fastResilience() }), REQUEST);
+    const { pieces, answer } = await answerOf(new WorkersAIChatModel(ai, { resilience: fastResilience() }), MESSAGES);
     expect(pieces.length).toBeGreaterThan(3);
     expect(answer).toBe('According to the documents — The lighthouse burns paraffin in a pressure lamp [1]. A fog signal sounds every thirty seconds in thick weather [2].');
   });
 
-  it('sends the system rules, the history, then the numbered passages and the question', async () => {
+  it('sends the messages as given, streamed, with its max_tokens and temperature', async () => {
     const ai = new FakeAi();
-    const history = [
-      { role: 'user' as const, content: 'Tell me about the coast.' },
-      { role: 'assistant' as const, content: 'It has a lighthouse [1].' },
-    ];
-    await answerOf(new WorkersAIChatModel(ai, { maxTokens: 300, temperature: 0.2, resilience: fastResilience() }), { ...REQUEST, history });
-    const { model, inputs } = ai.calls[0] as { model: string; inputs: Record<string, unknown> };
-    expect(model).toBe('@cf/meta/llama-3.3-70b-instruct-fp8-fast');
-    expect(inputs).toMatchObject({ stream: true, max_tokens: 300, temperature: 0.2 });
-    const messages = inputs.messages as { role: string; content: string }[];
-    expect(messages.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'user']);
-    expect(messages[0]?.content).toMatch(/only the numbered passages/);
-    expect(messages[0]?.content).toMatch(/\[1\]/);
-    expect(messages.slice(1, 3)).toEqual(history);
-    const prompt = messages[3]?.content ?? '';
-    expect(prompt).toContain('<passage number="1" title="Lighthouse">\nThe lighthouse burns paraffin');
-    expect(prompt).toContain('<passage number="2" title="Fog signal">\nA fog signal');
-    expect(prompt.indexOf('number="1"')).toBeLessThan(prompt.indexOf('number="2"'));
-    expect(prompt).toMatch(/Question: What does the lighthouse burn\?$/);
+    await answerOf(new WorkersAIChatModel(ai, { maxTokens: 300, temperature: 0.2, resilience: fastResilience() }), MESSAGES);
+    expect(ai.calls).toEqual([
+      { model: '@cf/meta/llama-3.3-70b-instruct-fp8-fast', inputs: { messages: MESSAGES, stream: true, max_tokens: 300, temperature: 0.2 } },
+    ]);
   });
 
-  const page = (n: number) => Array.from({ length: 450 }, (_, i) => `p${n}w${i}`).join(' ');
-
-  it('fits the passages to the context window by dropping the lowest-ranked, keeping the numbers', async () => {
+  it("states its model's context window, from the model's page or as configured", () => {
     const ai = new FakeAi();
-    const passages = Array.from({ length: 50 }, (_, i) => ({ title: `Doc ${i + 1}`, text: page(i + 1) }));
-    await answerOf(new WorkersAIChatModel(ai, { resilience: fastResilience() }), { question: 'q?', history: [], passages });
-    const messages = ai.calls[0]?.inputs.messages as { role: string; content: string }[];
-    const numbers = [...(messages.at(-1)?.content ?? '').matchAll(/^<passage number="(\d+)" title="Doc (\d+)">$/gm)].map((m) => [Number(m[1]), Number(m[2])]);
-    expect(numbers.length).toBeGreaterThan(5);
-    expect(numbers.length).toBeLessThan(50);
-    expect(numbers.every(([n, doc], i) => n === i + 1 && doc === n)).toBe(true);
-    const total = messages.reduce((sum, m) => sum + countTokens(m.content), 0);
-    expect(total).toBeLessThanOrEqual(24_000 * 0.75 - 1024);
-  });
-
-  it('drops the oldest turns of a long conversation first', async () => {
-    const ai = new FakeAi();
-    const history = Array.from({ length: 40 }, (_, i) => ({ role: (i % 2 ? 'assistant' : 'user') as 'user' | 'assistant', content: `turn ${i} ${page(i)}` }));
-    await answerOf(new WorkersAIChatModel(ai, { resilience: fastResilience() }), { ...REQUEST, history });
-    const kept = (ai.calls[0]?.inputs.messages as { content: string }[]).slice(1, -1).map((m) => m.content);
-    expect(kept.length).toBeGreaterThan(3);
-    expect(kept.length).toBeLessThan(40);
-    expect(kept).toEqual(history.slice(-kept.length).map((m) => m.content));
-  });
-
-  it('answers without calling the model when there are no passages', async () => {
-    const ai = new FakeAi();
-    const { answer } = await answerOf(new WorkersAIChatModel(ai), { ...REQUEST, passages: [] });
-    expect(answer).toBe(NO_ANSWER);
-    expect(ai.calls).toHaveLength(0);
+    expect(new WorkersAIChatModel(ai)).toMatchObject({ contextWindow: 24_000, maxTokens: 1024 });
+    expect(new WorkersAIChatModel(ai, { model: '@cf/meta/llama-3.1-8b-instruct-fast' }).contextWindow).toBe(128_000);
+    expect(new WorkersAIChatModel(ai, { model: '@cf/acme/new-chat' }).contextWindow).toBe(8_000);
+    expect(new WorkersAIChatModel(ai, { model: '@cf/acme/new-chat', contextWindow: 32_000 }).contextWindow).toBe(32_000);
   });
 
   it('retries a capacity error before the stream starts', async () => {
     const ai = new FakeAi().failNext(1, CAPACITY);
-    const { answer } = await answerOf(new WorkersAIChatModel(ai, { resilience: fastResilience() }), REQUEST);
+    const { answer } = await answerOf(new WorkersAIChatModel(ai, { resilience: fastResilience() }), MESSAGES);
     expect(answer).toContain('[1]');
     expect(ai.calls).toHaveLength(2);
   });
 
+  it('fails an answer with no text, and one that is not a stream, with a retryable provider_error', async () => {
+    const ai = new FakeAi();
+    ai.chatReply = () => '';
+    const empty = await rejection(answerOf(new WorkersAIChatModel(ai, { resilience: fastResilience() }), MESSAGES));
+    expect(empty).toMatchObject({ code: 'provider_error', retryable: true, message: 'Workers AI chat (@cf/meta/llama-3.3-70b-instruct-fp8-fast) returned an empty answer' });
+    const unstreamed = await rejection(answerOf(new WorkersAIChatModel(new FakeAi().respondNext({ response: 'Hello' }), { resilience: fastResilience() }), MESSAGES));
+    expect(unstreamed).toMatchObject({ code: 'provider_error', retryable: true, message: 'Workers AI chat (@cf/meta/llama-3.3-70b-instruct-fp8-fast) returned an unexpected answer' });
+  });
+
   it('fails a stream that ends without [DONE] (retryable: nothing was complete)', async () => {
     const ai = new FakeAi().streamFault('truncate');
-    const error = await rejection(answerOf(new WorkersAIChatModel(ai, { resilience: fastResilience() }), REQUEST));
+    const error = await rejection(answerOf(new WorkersAIChatModel(ai, { resilience: fastResilience() }), MESSAGES));
     expect(error).toMatchObject({ code: 'provider_error', retryable: true });
   });
 
   it('fails a stream that stalls with provider_timeout', async () => {
     const ai = new FakeAi().streamFault('stall');
-    const error = await rejection(answerOf(new WorkersAIChatModel(ai, { resilience: fastResilience() }), REQUEST));
+    const error = await rejection(answerOf(new WorkersAIChatModel(ai, { resilience: fastResilience() }), MESSAGES));
     expect(error).toMatchObject({ code: 'provider_timeout', retryable: true });
   });
 
   it('reads models that stream in OpenAI format', async () => {
     const ai = new FakeAi();
     const model = new WorkersAIChatModel(ai, { model: '@cf/zai-org/glm-4.7-flash', resilience: fastResilience() });
-    const { answer } = await answerOf(model, REQUEST);
+    const { answer } = await answerOf(model, MESSAGES);
     expect(answer).toContain('paraffin in a pressure lamp [1]');
   });
 
   it('reports an unknown model as misconfigured', async () => {
     const ai = new FakeAi();
     const model = new WorkersAIChatModel(ai, { model: '@cf/meta/llama-3.1-8b-instruct', resilience: fastResilience() });
-    const error = await rejection(answerOf(model, REQUEST));
+    const error = await rejection(answerOf(model, MESSAGES));
     expect(error).toMatchObject({ code: 'misconfigured', retryable: false });
-  });
-
-  it('refuses a max_tokens that leaves no room for passages', () => {
-    expect(() => new WorkersAIChatModel(new FakeAi(), { maxTokens: 20_000 })).toThrow(/LLM_MAX_TOKENS/);
   });
 });
 

@@ -23,3 +23,26 @@ export function reciprocalRankFusion<Id>(rankings: Ranking<Id>[], k: number): Fu
   // Map iteration is insertion order and Array.prototype.sort is stable.
   return [...scores].map(([id, score]) => ({ id, score })).sort((a, b) => b.score - a.score);
 }
+
+/**
+ * The ranking a search mode returns: the vector hits, the keyword hits, or both fused by
+ * `reciprocalRankFusion` (hits best first; `key` says which hits are the same passage).
+ * The one fusion of both engines.
+ */
+export function fuse<Hit extends { score: number }, Id>(
+  mode: 'hybrid' | 'vector' | 'keyword',
+  vectorHits: Hit[],
+  keywordHits: Hit[],
+  weights: { k: number; vectorWeight: number; keywordWeight: number },
+  key: (hit: Hit) => Id,
+): { id: Id; score: number }[] {
+  if (mode === 'vector') return vectorHits.map((hit) => ({ id: key(hit), score: hit.score }));
+  if (mode === 'keyword') return keywordHits.map((hit) => ({ id: key(hit), score: hit.score }));
+  return reciprocalRankFusion(
+    [
+      { ids: vectorHits.map(key), weight: weights.vectorWeight },
+      { ids: keywordHits.map(key), weight: weights.keywordWeight },
+    ],
+    weights.k,
+  );
+}

@@ -71,6 +71,30 @@ export function keywordTerms(text: string): string[] {
   return out;
 }
 
+/**
+ * RM3 query expansion, shared by both engines: `first` are the best hits of a first pass (best
+ * first, with scores) and `terms` their terms (context and text). Each row's term distribution,
+ * weighted by its share of the scores, gives P(t | R); its `feedback.terms` best terms join the
+ * original ones, which keep `feedback.originalWeight` of the weight.
+ */
+export function expandedQuery(original: string[], first: { score: number }[], terms: string[][], feedback: Feedback): Map<string, number> {
+  const top = first[0]?.score ?? 0;
+  const total = first.reduce((sum, hit) => sum + Math.exp(hit.score - top), 0);
+  const model = new Map<string, number>();
+  terms.forEach((list, i) => {
+    const weight = Math.exp(first[i]!.score - top) / total / Math.max(list.length, 1);
+    for (const term of list) model.set(term, (model.get(term) ?? 0) + weight);
+  });
+  const expansion = [...model].sort((x, y) => y[1] - x[1]).slice(0, feedback.terms);
+  const expansionTotal = expansion.reduce((sum, [, w]) => sum + w, 0) || 1;
+  const weights = new Map<string, number>();
+  for (const term of original) weights.set(term, feedback.originalWeight / original.length);
+  for (const [term, w] of expansion) {
+    weights.set(term, (weights.get(term) ?? 0) + ((1 - feedback.originalWeight) * w) / expansionTotal);
+  }
+  return weights;
+}
+
 const CONTEXT_UNIT = 2 ** 16;
 
 /**
@@ -208,21 +232,8 @@ export class KeywordIndex {
     const original = [...new Set(keywordTerms(query))];
     const first = this.rank(new Map(original.map((t) => [t, 1])), feedback.rows, allowed);
     if (first.length === 0) return first;
-    // P(t | R): each feedback row's term distribution, weighted by its share of the scores.
-    const total = first.reduce((sum, hit) => sum + Math.exp(hit.score - first[0]!.score), 0);
-    const model = new Map<string, number>();
-    textOf(first.map((hit) => hit.row)).forEach((text, i) => {
-      const terms = keywordTerms(text);
-      const weight = Math.exp(first[i]!.score - first[0]!.score) / total / Math.max(terms.length, 1);
-      for (const term of terms) model.set(term, (model.get(term) ?? 0) + weight);
-    });
-    const expansion = [...model].sort((x, y) => y[1] - x[1]).slice(0, feedback.terms);
-    const expansionTotal = expansion.reduce((sum, [, w]) => sum + w, 0) || 1;
-    const weights = new Map<string, number>();
-    for (const term of original) weights.set(term, feedback.originalWeight / original.length);
-    for (const [term, w] of expansion) {
-      weights.set(term, (weights.get(term) ?? 0) + ((1 - feedback.originalWeight) * w) / expansionTotal);
-    }
+    const texts = textOf(first.map((hit) => hit.row)).map(keywordTerms);
+    const weights = expandedQuery(original, first, texts, feedback);
     return this.rank(weights, limit, allowed);
   }
 

@@ -1,5 +1,5 @@
 import type { Config } from '../config';
-import type { ContextPassage } from '../domain/types';
+import type { ContextPassage } from '../domain';
 
 /**
  * What the engine does to links, images and URLs in answers (ANSWER_LINKS). A model that

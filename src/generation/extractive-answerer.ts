@@ -1,21 +1,20 @@
-import type { ChatModel, ChatRequest } from '../domain/types';
+import type { ChatRequest } from '../domain';
 import { terms } from '../text/analyze';
+import { NO_ANSWER } from './prompt';
 
 /** Sentences quoted in an answer. */
 const MAX_SENTENCES = 3;
 /** A sentence longer than this is cut: an answer quotes, it does not reproduce pages. */
 const MAX_SENTENCE_CHARS = 400;
 
-export const NO_ANSWER = 'I could not find an answer to that in the indexed documents.';
-
 /**
- * The offline answerer: no model, so it quotes. It scores every sentence of the
- * retrieved passages by the question's terms it contains (rarer terms across the
- * passages count more), keeps the best few, and cites each with its passage number.
+ * The offline answerer (CHAT_PROVIDER=extractive): no model, so it quotes. It scores every
+ * sentence of the passages by the question's terms it contains (rarer terms across the passages
+ * count more), keeps the best few, and cites each with its passage number. It reads the request
+ * itself, not a prompt: answer.ts calls it in place of a model.
  */
-export class ExtractiveAnswerer implements ChatModel {
-  readonly model = 'extractive';
-
+export class ExtractiveAnswerer {
+  /** Yields the answer in pieces; joined, they are the whole answer. */
   async *stream(request: ChatRequest): AsyncIterable<string> {
     const picked = pickSentences(request);
     if (picked.length === 0) {

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Config } from '../config';
 import { AppError } from '../domain/errors';
 import { REQUEST_LIMITS as L } from '../limits';
-import type { MetadataFilter, MetadataValue, VectorMetadata } from '../domain/types';
+import type { DocumentMetadata, MetadataFilter, MetadataValue, SearchEngine } from '../domain';
 import type { SearchRequest } from '../retrieval/search';
 import type { Principal } from '../security/principal';
 import { namespaceFor } from './tenancy';
@@ -143,7 +143,7 @@ function valueProblem(value: unknown, tooLong: (text: string) => string | null):
 }
 
 /** Filterable document metadata: it travels with every vector, ≤ 10 KiB in Vectorize. */
-export const Metadata = checked<VectorMetadata>((value) => {
+export const Metadata = checked<DocumentMetadata>((value) => {
   if (!isObject(value)) return [{ path: [], message: 'must be an object of "field": string, number or boolean' }];
   const keys = Object.keys(value);
   if (keys.length > L.maxMetadataFields) return [{ path: [], message: atMost(L.maxMetadataFields, 'fields') }];
@@ -239,12 +239,25 @@ export function chatWithinTotal<M>(chars: (message: M) => number) {
   };
 }
 
-/** The search options of a request, with the configured defaults filled in and its namespace checked. */
+/**
+ * The search options of a request, with the configured defaults filled in, its namespace
+ * checked, and its filter's fields checked against what the search engine can filter on: the
+ * same 400 from both engines, where Vectorize alone would match nothing.
+ */
 export function retrievalOptions(
   body: { topK?: number; namespace?: string; filter?: SearchRequest['filter']; mode: SearchRequest['mode'] },
-  config: Config,
+  { config, engine }: { config: Config; engine: SearchEngine },
   principal: Principal,
 ): Omit<SearchRequest, 'query'> {
+  const filterable = new Set(['documentId', ...engine.capabilities.filterableFields]);
+  const refused = Object.keys(body.filter ?? {}).filter((field) => !filterable.has(field));
+  if (refused.length) {
+    throw new AppError(
+      'bad_request',
+      `filter: cannot filter on ${refused.map((f) => JSON.stringify(f)).join(', ')}; filterable fields are ${[...filterable].join(', ')} ` +
+        '(FILTERABLE_FIELDS; in production each needs a Vectorize metadata index).',
+    );
+  }
   return {
     topK: body.topK ?? config.DEFAULT_TOP_K,
     namespace: namespaceFor(principal, body.namespace, config),

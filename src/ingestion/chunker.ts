@@ -1,4 +1,4 @@
-import { countTokens, countTokensUpTo, splitTokens } from './tokens';
+import { countTokens, countTokensUpTo, splitTokens } from '../text/tokens';
 import type { Section } from './types';
 
 /** Sizes in estimated model tokens (see tokens.ts). */

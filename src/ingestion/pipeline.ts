@@ -1,11 +1,8 @@
-import { UnreadableDocumentError } from '../domain/errors';
-import { REQUEST_LIMITS } from '../limits';
-import { type IndexedPassage, isPassageIndex, type VectorRecord } from '../domain/types';
+import { type ChunkRecord, type DocumentVersion, type IndexedChunk, UnreadableDocumentError } from '../domain';
 import type { Services } from '../services';
-import type { ChunkRecord } from '../storage/chunks';
 import type { DocumentRecord } from '../storage/documents';
-import { sha256Hex } from '../text/hash';
-import { type Chunk, chunkSections } from './chunker';
+import { chunkSections } from './chunker';
+import { toChunkRecords } from './chunk-records';
 import { parseDocument } from './parsers';
 import { PassageBudget } from './quotas';
 
@@ -17,8 +14,6 @@ export type IngestOutcome =
   /** A transient failure (storage, provider): the work may be repeated later. */
   | { status: 'retry'; error: unknown };
 
-/** Vectorize accepts at most 1,000 vectors per upsert from a Worker. */
-const MAX_VECTORS_PER_UPSERT = 1000;
 /** Chunks pending before they are embedded and written: bounds memory when a batch holds big documents. */
 const CHUNKS_PER_GROUP = 2000;
 
@@ -34,10 +29,11 @@ interface Prepared {
  *
  * Idempotent: chunk ids derive from the document id and the chunk's content, so a
  * repeated message rewrites the same rows and embeds nothing it embedded before; changed
- * chunking or a new model re-embeds only what changed. Vectors are written before chunk
- * rows, and a document becomes visible to search only when marked ready, so a crash
- * part-way leaves nothing a query can return. An unreadable document ends `failed` with
- * its reason and nothing of it in any index.
+ * chunking or a new model re-embeds only what changed. A document's chunks are staged in the
+ * search engine, unsearchable, then its version is activated whole, so a crash part-way leaves
+ * nothing a query can return, and a re-ingested document's previous version serves until the
+ * new one replaces it. An unreadable document ends `failed` with its reason and nothing of it
+ * in any index.
  */
 export async function ingestDocuments(services: Services, ids: string[]): Promise<Map<string, IngestOutcome>> {
   const outcomes = new Map<string, IngestOutcome>();
@@ -103,9 +99,16 @@ async function prepare(services: Services, document: DocumentRecord): Promise<Ch
   return toChunkRecords(document, pieces, embedder.model);
 }
 
-/** Embeds what is new, writes vectors then rows, removes what is stale, marks documents ready. */
+/** Chunks embedded and staged per step: bounds the vectors held in memory at once. */
+const STAGE_SLICE = 500;
+
+/**
+ * Embeds what is new and stages every chunk in the search engine, records the chunks in the
+ * catalog, activates each document's new version (replacing the one before whole), and marks
+ * the documents ready.
+ */
 async function index(services: Services, group: Prepared[]): Promise<Map<string, IngestOutcome>> {
-  const { embedder, vectors, chunks } = services;
+  const { embedder, engine, chunks } = services;
   const embeddedBefore = await chunks.embeddedModels(group.map((p) => p.document.id));
   const plans = group.map(({ document, records }) => {
     const before = embeddedBefore.get(document.id) ?? new Map<string, string>();
@@ -113,89 +116,27 @@ async function index(services: Services, group: Prepared[]): Promise<Map<string,
     return {
       document,
       records,
-      toEmbed: records.filter((r) => before.get(r.id) !== embedder.model),
+      embedded: records.filter((r) => before.get(r.id) !== embedder.model).length,
       stale: [...before.keys()].filter((id) => !wanted.has(id)),
+      reuse: (id: string) => before.get(id) === embedder.model,
     };
   });
 
-  const pending = new Map<string, VectorRecord[]>();
-  const flush = async (namespace: string) => {
-    const batch = pending.get(namespace) ?? [];
-    pending.delete(namespace);
-    if (batch.length) await vectors.upsert(namespace, batch);
-  };
-  const toEmbed = plans.flatMap((plan) => plan.toEmbed.map((record) => ({ record, plan })));
-  // The embedder splits a call into requests of its configured size itself; half an
-  // upsert's worth per call keeps every flushed upsert within the 1,000-vector limit.
-  const batchSize = Math.min(embedder.maxBatchSize, MAX_VECTORS_PER_UPSERT / 2);
-  for (let i = 0; i < toEmbed.length; i += batchSize) {
-    const slice = toEmbed.slice(i, i + batchSize);
-    const embeddings = await embedder.embed(slice.map(({ record }) => `${record.context}\n${record.text}`));
-    slice.forEach(({ record, plan }, j) => {
-      const list = pending.get(plan.document.namespace) ?? [];
-      list.push({ id: record.id, values: embeddings[j] as Float32Array, metadata: { ...plan.document.metadata, documentId: plan.document.id } });
-      pending.set(plan.document.namespace, list);
-    });
-    for (const [namespace, list] of pending) if (list.length >= MAX_VECTORS_PER_UPSERT - batchSize) await flush(namespace);
-  }
-  for (const namespace of [...pending.keys()]) await flush(namespace);
-
-  await chunks.write(
-    plans.flatMap((p) => p.records),
-    plans.flatMap((p) => p.stale.map((id) => ({ id, documentId: p.document.id }))),
-  );
-  for (const plan of plans) await deleteVectors(services, plan.document.namespace, plan.stale);
-  await publish(services, plans);
-
-  // Vectorize applies writes in order: the group's last write covers all its documents.
-  let ready: Set<string>;
-  try {
-    ready = await services.documents.markReady(
-      plans.map((p) => ({ id: p.document.id, chunkCount: p.records.length, embeddingModel: embedder.model })),
-      vectors.lastWrite?.() ?? null,
-    );
-  } catch (error) {
-    // Not ready, so not searchable while the retry is pending.
-    await unpublish(services, plans).catch((cause) => console.error('ingest: could not unpublish after a failure', cause));
-    throw error;
-  }
-  const outcomes = new Map<string, IngestOutcome>();
-  for (const plan of plans) {
-    if (ready.has(plan.document.id)) {
-      outcomes.set(plan.document.id, { status: 'ready', chunkCount: plan.records.length, embedded: plan.toEmbed.length, removed: plan.stale.length });
-    } else {
-      // Deleted while we worked: take back what we wrote. The local index showed it from
-      // `publish` until now, after the delete had bumped the generation: bump it again.
-      await removeFromIndexes(services, plan.document);
-      if (isPassageIndex(services.vectors)) await services.documents.bumpGeneration(plan.document.namespace);
-      outcomes.set(plan.document.id, { status: 'gone' });
-    }
-  }
-  return outcomes;
-}
-
-/** Text published per call: documents are published whole unless one alone exceeds this. */
-const PUBLISH_BYTES = 8 * 2 ** 20;
-
-/**
- * Makes the group's chunks searchable in an index that keeps passages (the local one), a
- * call per namespace, each document in one call (so it never shows in part) unless it is
- * larger than PUBLISH_BYTES of text on its own. With Vectorize, marking ready does this.
- */
-async function publish(services: Services, plans: { document: DocumentRecord; records: ChunkRecord[] }[]) {
-  const index = services.vectors;
-  if (!isPassageIndex(index)) return;
-  const calls = new Map<string, { passages: IndexedPassage[]; bytes: number }[]>();
-  for (const { document, records } of plans) {
-    const list = calls.get(document.namespace) ?? [];
-    calls.set(document.namespace, list);
-    const size = records.reduce((sum, r) => sum + r.text.length, 0);
-    let call = list.at(-1);
-    // A new call rather than a document split across two.
-    if (!call || (call.bytes > 0 && call.bytes + size > PUBLISH_BYTES)) list.push((call = { passages: [], bytes: 0 }));
-    for (const record of records) {
-      if (call.bytes >= PUBLISH_BYTES) list.push((call = { passages: [], bytes: 0 }));
-      call.passages.push({
+  const all = plans.flatMap((plan) => plan.records.map((record) => ({ plan, record })));
+  /** Chunks the catalog thought embedded that had to be embedded again, by document. */
+  const embeddedNow = new Map<string, number>();
+  for (let i = 0; i < all.length; i += STAGE_SLICE) {
+    const slice = all.slice(i, i + STAGE_SLICE);
+    const toEmbed = slice.filter(({ plan, record }) => !plan.reuse(record.id));
+    // The embedder splits a call into requests of its configured size itself.
+    const vectors = toEmbed.length ? await embedder.embed(toEmbed.map(({ record }) => `${record.context}\n${record.text}`)) : [];
+    const vectorOf = new Map(toEmbed.map(({ record }, j) => [record.id, vectors[j] as Float32Array]));
+    const byNamespace = new Map<string, IndexedChunk[]>();
+    for (const { plan, record } of slice) {
+      const { document } = plan;
+      const list = byNamespace.get(document.namespace) ?? [];
+      byNamespace.set(document.namespace, list);
+      list.push({
         id: record.id,
         documentId: document.id,
         title: document.title,
@@ -204,90 +145,64 @@ async function publish(services: Services, plans: { document: DocumentRecord; re
         position: record.position,
         page: record.page ?? null,
         headings: record.headings?.length ? record.headings : null,
+        metadata: document.metadata,
+        vector: vectorOf.get(record.id) ?? null,
       });
-      call.bytes += record.text.length;
+    }
+    for (const [namespace, staged] of byNamespace) {
+      const missing = new Set(await engine.stage(namespace, staged));
+      if (missing.size === 0) continue;
+      // The catalog says embedded but the engine holds no vector (e.g. the engine was switched): embed them now.
+      const again = staged.filter((chunk) => missing.has(chunk.id));
+      const vectors = await embedder.embed(again.map((chunk) => `${chunk.context}\n${chunk.text}`));
+      await engine.stage(namespace, again.map((chunk, j) => ({ ...chunk, vector: vectors[j] as Float32Array })));
+      for (const chunk of again) embeddedNow.set(chunk.documentId, (embeddedNow.get(chunk.documentId) ?? 0) + 1);
     }
   }
-  for (const [namespace, list] of calls) for (const { passages } of list) await index.publish(namespace, passages);
+
+  await chunks.write(
+    plans.flatMap((p) => p.records),
+    plans.flatMap((p) => p.stale.map((id) => ({ id, documentId: p.document.id }))),
+  );
+  const versions = new Map<string, DocumentVersion[]>();
+  for (const { document, records } of plans) {
+    versions.set(document.namespace, [...(versions.get(document.namespace) ?? []), { documentId: document.id, chunkIds: records.map((r) => r.id) }]);
+  }
+  for (const [namespace, list] of versions) await engine.activate(namespace, list);
+
+  let ready: Set<string>;
+  try {
+    // An asynchronous engine applies writes in order: the group's last write covers all its documents.
+    ready = await services.documents.markReady(
+      plans.map((p) => ({ id: p.document.id, chunkCount: p.records.length, embeddingModel: embedder.model })),
+      engine.lastWrite(),
+    );
+  } catch (error) {
+    // A document never ready before must not stay searchable while the retry is pending; its
+    // catalog rows go too, so the retry embeds and stages it afresh.
+    for (const { document } of plans) {
+      if (document.indexedAt === null) await removeFromIndexes(services, document).catch((cause) => console.error('ingest: could not take back', document.id, cause));
+    }
+    throw error;
+  }
+  const outcomes = new Map<string, IngestOutcome>();
+  for (const plan of plans) {
+    if (ready.has(plan.document.id)) {
+      const embedded = plan.embedded + (embeddedNow.get(plan.document.id) ?? 0);
+      outcomes.set(plan.document.id, { status: 'ready', chunkCount: plan.records.length, embedded, removed: plan.stale.length });
+    } else {
+      // Deleted while we worked: take back what we wrote. The engine showed it from `activate`
+      // until now, after the delete had bumped the generation: bump it again.
+      await removeFromIndexes(services, plan.document);
+      await services.documents.bumpGeneration(plan.document.namespace);
+      outcomes.set(plan.document.id, { status: 'gone' });
+    }
+  }
+  return outcomes;
 }
 
-async function unpublish(services: Services, plans: { document: DocumentRecord; records: ChunkRecord[] }[]) {
-  const index = services.vectors;
-  if (!isPassageIndex(index)) return;
-  for (const { document, records } of plans) await index.unpublish(document.namespace, records.map((r) => r.id));
-}
-
-/** Removes every chunk row, keyword entry and vector of a document. */
+/** Removes a document from the search engine, then its chunk rows from the catalog. */
 export async function removeFromIndexes(services: Services, document: Pick<DocumentRecord, 'id' | 'namespace'>) {
-  const ids = await services.chunks.ids(document.id);
-  // Vectors first: a vector without its chunk row is never returned, the reverse could be.
-  await deleteVectors(services, document.namespace, ids);
+  await services.engine.remove(document.namespace, document.id);
   await services.chunks.deleteDocumentChunks(document.id);
-}
-
-async function deleteVectors(services: Services, namespace: string, ids: string[]) {
-  for (let i = 0; i < ids.length; i += MAX_VECTORS_PER_UPSERT) {
-    await services.vectors.deleteByIds(namespace, ids.slice(i, i + MAX_VECTORS_PER_UPSERT));
-  }
-}
-
-async function toChunkRecords(document: DocumentRecord, pieces: Chunk[], model: string): Promise<ChunkRecord[]> {
-  const contexts = pieces.map((piece) => chunkContext(document.title, piece.headings ?? []));
-  const hashes = await Promise.all(pieces.map((piece, i) => sha256Hex(`${contexts[i]}\n${piece.text}`)));
-  const seen = new Map<string, number>();
-  return pieces.map((piece, i) => {
-    // Document id (32 hex) + content hash (24 hex) + a counter for repeated text: ≤ 64 bytes.
-    const base = `${document.id}:${(hashes[i] as string).slice(0, 24)}`;
-    const repeat = seen.get(base) ?? 0;
-    seen.set(base, repeat + 1);
-    return {
-      id: repeat === 0 ? base : `${base}:${repeat}`,
-      documentId: document.id,
-      namespace: document.namespace,
-      position: piece.index,
-      text: piece.text,
-      context: contexts[i] as string,
-      page: piece.page,
-      headings: piece.headings,
-      tokens: piece.tokens,
-      embeddingModel: model,
-    };
-  });
-}
-
-const CONTEXT_SEPARATOR = ' › ';
-
-/** `text` cut to at most `max` characters (an ellipsis included), never inside a surrogate pair. */
-function cut(text: string, max: number): string {
-  if (text.length <= max) return text;
-  let end = Math.max(0, max - 1);
-  if (end > 0 && /[\ud800-\udbff]/.test(text[end - 1] as string)) end--;
-  return `${text.slice(0, end)}…`;
-}
-
-/**
- * A chunk's context, "title › heading › subheading", stored, embedded and keyword-indexed with
- * every chunk of a document, so at most REQUEST_LIMITS.maxContextChars. When the whole path is
- * longer, the title (cut to its own cap) and the innermost headings that fit are kept, with "…"
- * for the ones left out: the nearest heading says most about a chunk.
- */
-export function chunkContext(title: string, headings: readonly string[], max: number = REQUEST_LIMITS.maxContextChars): string {
-  const full = [title, ...headings].join(CONTEXT_SEPARATOR);
-  if (full.length <= max) return full;
-  const head = cut(title, Math.min(REQUEST_LIMITS.maxTitleChars, Math.floor(max / 2)));
-  const kept: string[] = [];
-  let size = head.length + 2 * CONTEXT_SEPARATOR.length + 1; // title › … › (kept)
-  for (let i = headings.length - 1; i >= 0; i--) {
-    const heading = headings[i] as string;
-    const room = max - size - (kept.length ? CONTEXT_SEPARATOR.length : 0);
-    if (heading.length > room) {
-      // The innermost heading is kept in part rather than left out.
-      if (kept.length === 0 && room > 1) kept.unshift(cut(heading, room));
-      break;
-    }
-    kept.unshift(heading);
-    size += heading.length + (kept.length > 1 ? CONTEXT_SEPARATOR.length : 0);
-  }
-  const parts = kept.length === headings.length ? [head, ...kept] : [head, '…', ...kept];
-  return cut(parts.join(CONTEXT_SEPARATOR), max);
 }

@@ -1,5 +1,4 @@
-/** The file formats the engine reads. */
-export type DocumentType = 'txt' | 'md' | 'pdf' | 'docx';
+export type { DocumentType } from '../domain';
 
 /**
  * A run of text with the place it came from. Parsers return sections; the chunker never

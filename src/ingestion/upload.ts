@@ -1,7 +1,8 @@
 import { AppError } from '../domain/errors';
-import type { VectorMetadata } from '../domain/types';
+import type { DocumentMetadata } from '../domain';
 import type { Services } from '../services';
-import type { DocumentStatus, NewDocument } from '../storage/documents';
+import type { DocumentStatus } from '../domain';
+import type { NewDocument } from '../storage/documents';
 import { sha256Hex } from '../text/hash';
 import { detectType } from './detect';
 import { sendIngestMessages } from './messages';
@@ -13,7 +14,7 @@ export interface UploadFile {
   filename?: string;
   title?: string;
   /** Overrides the request's shared metadata for this file. */
-  metadata?: VectorMetadata;
+  metadata?: DocumentMetadata;
 }
 
 export interface AcceptedDocument {
@@ -34,7 +35,7 @@ export interface AcceptedDocument {
 export async function acceptUploads(
   services: Services,
   files: UploadFile[],
-  options: { namespace: string; metadata: VectorMetadata },
+  options: { namespace: string; metadata: DocumentMetadata },
 ): Promise<AcceptedDocument[]> {
   const prepared = await Promise.all(
     files.map(async (file) => {

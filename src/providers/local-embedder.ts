@@ -1,5 +1,5 @@
 import { terms } from '../text/analyze';
-import type { EmbeddingProvider } from '../domain/types';
+import type { EmbeddingProvider } from '../domain';
 
 /** Feature weights, relative to a word (unigram) feature. */
 const BIGRAM_WEIGHT = 0.5;

@@ -1,9 +1,7 @@
 import { AppError } from '../domain/errors';
-import { NO_ANSWER } from '../generation/extractive-answerer';
-import { buildChatMessages } from '../generation/prompt';
 import { type ResilienceOptions, resilientCall, retryAfterSeconds } from './resilience';
 import { serverSentEvents } from './sse';
-import type { ChatModel, ChatRequest, EmbeddingProvider } from '../domain/types';
+import type { ChatMessage, CompletionModel, EmbeddingProvider } from '../domain';
 
 export interface OpenAIOptions {
   /** Sent only in the Authorization header; never in a message or log line. */
@@ -98,51 +96,89 @@ function decodeFloats(base64: string): Float32Array {
   return new Float32Array(bytes.buffer);
 }
 
-/** Answers from `/chat/completions`, streamed; cites the passages as [n]. */
-export class OpenAIChatModel implements ChatModel {
+/**
+ * Context windows in tokens, prompt and answer together, as each model's page states them:
+ * https://platform.openai.com/docs/models/gpt-4o-mini and /gpt-4o (128,000), /gpt-4.1,
+ * /gpt-4.1-mini and /gpt-4.1-nano (1,047,576), /gpt-4-turbo (128,000), /gpt-4 (8,192),
+ * /gpt-3.5-turbo (16,385). A dated snapshot (`gpt-4o-mini-2024-07-18`) has its model's window.
+ */
+export const OPENAI_CONTEXT_WINDOWS: Readonly<Record<string, number>> = {
+  'gpt-4o-mini': 128_000,
+  'gpt-4o': 128_000,
+  'gpt-4.1': 1_047_576,
+  'gpt-4.1-mini': 1_047_576,
+  'gpt-4.1-nano': 1_047_576,
+  'gpt-4-turbo': 128_000,
+  'gpt-4': 8_192,
+  'gpt-3.5-turbo': 16_385,
+};
+/**
+ * For a model not listed above: OPENAI_BASE_URL may name any OpenAI-compatible server, whose
+ * model may be small, so assume the window any current instruct model has.
+ */
+const FALLBACK_CONTEXT_WINDOW = 8_000;
+
+/** The window of `model`, or of the longest listed name it is a snapshot of. */
+function contextWindowOf(model: string): number {
+  const family = Object.keys(OPENAI_CONTEXT_WINDOWS)
+    .filter((name) => model === name || model.startsWith(`${name}-`))
+    .sort((a, b) => b.length - a.length)[0];
+  return family === undefined ? FALLBACK_CONTEXT_WINDOW : (OPENAI_CONTEXT_WINDOWS[family] as number);
+}
+
+export interface OpenAIChatOptions extends OpenAIOptions {
+  /** Default 0.1: answers should quote the passages, not improvise. */
+  temperature?: number;
+  /** Longest answer in tokens (default 1024). */
+  maxTokens?: number;
+  /** The model's context window when it is not in OPENAI_CONTEXT_WINDOWS. */
+  contextWindow?: number;
+}
+
+/** Completions from `/chat/completions`, streamed. */
+export class OpenAIChatModel implements CompletionModel {
   readonly model: string;
+  readonly contextWindow: number;
+  readonly maxTokens: number;
   readonly #client: OpenAIClient;
   readonly #temperature: number;
-  readonly #maxTokens: number;
 
-  constructor(options: OpenAIOptions & { temperature?: number; maxTokens?: number }) {
+  constructor(options: OpenAIChatOptions) {
     this.model = options.model ?? 'gpt-4o-mini';
+    this.contextWindow = options.contextWindow ?? contextWindowOf(this.model);
+    this.maxTokens = options.maxTokens ?? 1024;
     this.#temperature = options.temperature ?? 0.1;
-    this.#maxTokens = options.maxTokens ?? 1024;
     this.#client = new OpenAIClient(options, 'OpenAI chat');
   }
 
-  async *stream(request: ChatRequest): AsyncIterable<string> {
-    // Nothing to answer from: the instructions would make the model say so, at a price.
-    if (request.passages.length === 0) {
-      yield NO_ANSWER;
-      return;
-    }
-    const body = {
-      model: this.model,
-      messages: buildChatMessages(request),
-      stream: true,
-      temperature: this.#temperature,
-      max_tokens: this.#maxTokens,
-    };
+  async *complete(messages: ChatMessage[]): AsyncIterable<string> {
+    const body = { model: this.model, messages, stream: true, temperature: this.#temperature, max_tokens: this.maxTokens };
+    const label = this.#client.label;
     // Retries cover the wait for the headers only: once pieces are out, a retry would repeat them.
     const response = await this.#client.call((signal) => this.#client.post('/chat/completions', body, signal));
     if (!response.body) throw this.#client.malformed(new Error('no body'));
-    const events = serverSentEvents(response.body, { label: this.#client.label, stallTimeoutMs: this.#client.timeoutMs });
-    for await (const { data } of events) {
-      if (data === '[DONE]') return;
+    let answered = false;
+    for await (const { data } of serverSentEvents(response.body, { label, stallTimeoutMs: this.#client.timeoutMs })) {
+      if (data === '[DONE]') {
+        // No text is no answer (not "nothing found", which generation/ says itself): asking again may get one.
+        if (!answered) throw new AppError('provider_error', `${label} returned an empty answer`, { retryable: true });
+        return;
+      }
       const chunk = this.#client.shape(() => JSON.parse(data)) as {
         error?: { message?: string };
-        choices?: { delta?: { content?: string | null } }[];
-      };
+        choices?: { delta?: { content?: unknown } }[];
+      } | null;
+      if (typeof chunk !== 'object' || chunk === null) throw this.#client.malformed(new Error(`event is ${data}`));
       if (chunk.error) {
-        const message = this.#client.redact(`${this.#client.label} failed mid-answer: ${chunk.error.message}`);
-        throw new AppError('provider_error', message, { retryable: true });
+        throw new AppError('provider_error', this.#client.redact(`${label} failed mid-answer: ${chunk.error.message}`), { retryable: true });
       }
       const piece = chunk.choices?.[0]?.delta?.content;
-      if (piece) yield piece;
+      if (typeof piece === 'string' && piece) {
+        answered ||= piece.trim() !== '';
+        yield piece;
+      }
     }
-    throw new AppError('provider_error', `${this.#client.label} stream ended before the answer was complete`, { retryable: true });
+    throw new AppError('provider_error', `${label} stream ended before the answer was complete`, { retryable: true });
   }
 }
 

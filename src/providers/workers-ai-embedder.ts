@@ -1,7 +1,7 @@
 import { AppError } from '../domain/errors';
-import { countTokens, splitTokens } from '../ingestion/tokens';
+import { truncateToTokens } from '../text/tokens';
 import { type ResilienceOptions, resilientCall } from './resilience';
-import type { EmbeddingProvider } from '../domain/types';
+import type { EmbeddingProvider } from '../domain';
 import { type AiRunner, toAppError, WORKERS_AI_DEFAULT_RESILIENCE } from './workers-ai-errors';
 
 /**
@@ -110,26 +110,4 @@ export class WorkersAIEmbedder implements EmbeddingProvider {
 /** Not retried: a service that answers the same call malformed will most likely do it again. */
 function malformed(model: string, detail: string): AppError {
   return new AppError('provider_error', `Workers AI returned a malformed embedding response for ${model}: ${detail}.`);
-}
-
-/**
- * The longest prefix of `text` within `maxTokens` estimated tokens, cut after a whole word; in a
- * first "word" longer than the budget (CJK text, a huge identifier), after the last token that fits.
- */
-export function truncateToTokens(text: string, maxTokens: number): string {
-  if (countTokens(text) <= maxTokens) return text;
-  let used = 0;
-  let end = 0;
-  for (const word of text.matchAll(/\S+/g)) {
-    // Whitespace ends every token run, so per-word counts add up to the whole (see tokens.ts).
-    used += countTokens(word[0]);
-    if (used > maxTokens) break;
-    end = word.index + word[0].length;
-  }
-  if (end > 0) return text.slice(0, end);
-  let pieces = 0;
-  splitTokens(text, (_start, stop) => {
-    if (++pieces <= maxTokens) end = stop;
-  });
-  return text.slice(0, end);
 }

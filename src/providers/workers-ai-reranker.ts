@@ -1,9 +1,8 @@
 import { AppError } from '../domain/errors';
-import { countTokens } from '../ingestion/tokens';
+import { countTokens, truncateToTokens } from '../text/tokens';
 import { type ResilienceOptions, resilientCall } from './resilience';
-import type { Reranker } from '../domain/types';
+import type { Reranker } from '../domain';
 import { type AiRunner, toAppError, WORKERS_AI_DEFAULT_RESILIENCE } from './workers-ai-errors';
-import { truncateToTokens } from './workers-ai-embedder';
 
 /** https://developers.cloudflare.com/workers-ai/models/bge-reranker-base/ */
 export const DEFAULT_RERANK_MODEL = '@cf/baai/bge-reranker-base';

@@ -1,4 +1,7 @@
+import type { Scope } from '../domain';
 import { sha256Hex } from '../text/hash';
+
+export type { Scope };
 
 /**
  * API keys: `rag_<id>_<secret>`. The id (12 hex digits) is public: it names the key in
@@ -9,7 +12,6 @@ import { sha256Hex } from '../text/hash';
 export const API_KEY_PREFIX = 'rag_';
 const API_KEY_PATTERN = /^rag_([0-9a-f]{12})_[A-Za-z0-9_-]{43}$/;
 
-export type Scope = 'read' | 'write' | 'admin';
 export const SCOPES: readonly Scope[] = ['read', 'write', 'admin'];
 
 export interface NewApiKey {

@@ -1,4 +1,4 @@
-import type { Scope } from '../security/api-key';
+import type { Scope } from '../domain';
 
 /** An API key as the catalog holds it: everything but the key itself, which is never stored. */
 export interface ApiKeyRecord {

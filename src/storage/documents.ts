@@ -1,7 +1,4 @@
-import type { DocumentType } from '../ingestion/types';
-import type { VectorMetadata, VectorWrite } from '../domain/types';
-
-export type DocumentStatus = 'queued' | 'processing' | 'ready' | 'failed';
+import type { DocumentMetadata, DocumentStatus, DocumentType, VectorWrite } from '../domain';
 
 export interface DocumentRecord {
   id: string;
@@ -11,7 +8,7 @@ export interface DocumentRecord {
   type: DocumentType;
   size: number;
   r2Key: string;
-  metadata: VectorMetadata;
+  metadata: DocumentMetadata;
   status: DocumentStatus;
   error: string | null;
   chunkCount: number;
@@ -53,7 +50,7 @@ function fromRow(row: DocumentRow): DocumentRecord {
     type: row.type,
     size: row.size,
     r2Key: row.r2_key,
-    metadata: JSON.parse(row.metadata) as VectorMetadata,
+    metadata: JSON.parse(row.metadata) as DocumentMetadata,
     status: row.status,
     error: row.error,
     chunkCount: row.chunk_count,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { EmbeddingProvider } from '../../src/domain/types';
+import type { EmbeddingProvider } from '../../src/domain';
 
 const TEXTS = [
   'The lighthouse keeper trims the wick at dusk.',

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../src/domain/errors';
-import type { Reranker } from '../../src/domain/types';
+import type { Reranker } from '../../src/domain';
 
 export interface RerankerHarness {
   reranker: Reranker;

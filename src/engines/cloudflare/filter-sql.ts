@@ -1,42 +1,37 @@
-import { AppError } from '../../domain/errors';
-import type { MetadataFilter, MetadataValue } from '../../domain/types';
+import { AppError, type Filter } from '../../domain';
 
 /** D1 binds at most 100 parameters per statement; the keyword query binds 2 of its own. */
 export const MAX_FILTER_PARAMS = 98;
 
 /**
- * Translates a metadata filter (Vectorize's syntax) into a SQL condition over
- * `d.metadata` (documents) so the keyword side filters exactly as the vector side.
- * `documentId` is a column, not metadata. Missing fields fail `$eq`/`$in` and pass
- * `$ne`/`$nin`, as in Vectorize.
- *
- * Each condition binds at most two parameters, its JSON path and its value, a `$in`/`$nin` list
- * as one JSON array read with json_each, so a filter of F fields binds at most 8·F whatever
- * its lists hold (REQUEST_LIMITS.maxFilterFields keeps that within D1's 100).
+ * A parsed filter as a SQL condition over a passage (`p`): metadata fields read from its
+ * document's metadata JSON, `documentId` from its column. A value matches only a value of the
+ * same JSON type (true is not 1, "1" is not 1), as in Vectorize; a missing field fails an
+ * allowed list and passes an excluded one. Each condition binds its values as one JSON array
+ * read with json_each, and a metadata field's JSON path twice, whatever the lists hold.
  */
-export function filterToSql(filter: MetadataFilter | undefined): { sql: string; params: (string | number)[] } {
+export function filterToSql(filter: Filter | null): { sql: string; params: (string | number)[] } {
   const clauses: string[] = [];
   const params: (string | number)[] = [];
-  for (const [field, condition] of Object.entries(filter ?? {})) {
-    const column = field === 'documentId' ? 'c.document_id' : 'json_extract(d.metadata, ?)';
-    const columnParams = field === 'documentId' ? [] : [`$."${field}"`];
-    const operators = typeof condition === 'object' ? condition : { $eq: condition };
-    for (const [operator, value] of Object.entries(operators)) {
-      // A missing field is NULL: NULL != v and NULL NOT IN (…) are NULL, which coalesce makes true.
-      if (operator === '$eq') clauses.push(`${column} = ?`);
-      else if (operator === '$ne') clauses.push(`coalesce(${column} != ?, 1)`);
-      else if (operator === '$in') clauses.push(`${column} IN (SELECT value FROM json_each(?))`);
-      else clauses.push(`coalesce(${column} NOT IN (SELECT value FROM json_each(?)), 1)`);
-      params.push(...columnParams, Array.isArray(value) ? JSON.stringify(value.map(sqlValue)) : sqlValue(value as MetadataValue));
+  if (filter?.matchesNothing) return { sql: ' AND 0', params };
+  for (const { field, allowed, excluded } of filter?.conditions ?? []) {
+    for (const [values, holds] of [
+      [allowed, 'EXISTS'],
+      [excluded.length ? excluded : undefined, 'NOT EXISTS'],
+    ] as const) {
+      if (!values) continue;
+      if (field === 'documentId') {
+        clauses.push(`${holds} (SELECT 1 FROM json_each(?) AS v WHERE v.type = 'text' AND v.value = p.document_id)`);
+        params.push(JSON.stringify(values));
+      } else {
+        clauses.push(`${holds} (SELECT 1 FROM json_each(?) AS v WHERE v.type = json_type(p.metadata, ?) AND v.value = json_extract(p.metadata, ?))`);
+        const path = `$."${field}"`;
+        params.push(JSON.stringify(values), path, path);
+      }
     }
   }
   if (params.length > MAX_FILTER_PARAMS) {
     throw new AppError('bad_request', `filter: too many conditions for one query (${params.length} parameters, at most ${MAX_FILTER_PARAMS}).`);
   }
   return { sql: clauses.map((c) => ` AND ${c}`).join(''), params };
-}
-
-/** JSON booleans come out of json_extract (and json_each) as 1 and 0. */
-function sqlValue(value: MetadataValue): string | number {
-  return typeof value === 'boolean' ? Number(value) : value;
 }

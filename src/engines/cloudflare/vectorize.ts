@@ -1,6 +1,7 @@
 import { AppError } from '../../domain/errors';
 import { type ResilienceOptions, resilientCall } from '../../providers/resilience';
-import type { MetadataFilter, MetadataValue, VectorIndex, VectorMatch, VectorMetadata, VectorQuery, VectorRecord, VectorWrite } from '../../domain/types';
+import type { Filter, MetadataValue, VectorWrite } from '../../domain';
+import type { VectorIndex, VectorMatch, VectorMetadata, VectorQuery, VectorRecord } from '../vector-types';
 
 /** Vectorize (v2) limits, from https://developers.cloudflare.com/vectorize/platform/limits/ */
 export const VECTORIZE_LIMITS = {
@@ -14,6 +15,8 @@ export const VECTORIZE_LIMITS = {
    * "VECTOR_DELETE_ERROR (code = 40007): too many ids in payload; max id count is 100".
    */
   maxDeleteBatch: 100,
+  /** Ids per `getByIds` (https://developers.cloudflare.com/vectorize/platform/limits/). */
+  maxGetBatch: 20,
   /** topK without values or full metadata (`returnMetadata` 'none' or 'indexed'). */
   maxTopK: 100,
   /** topK with `returnValues: true` or `returnMetadata: 'all'` (older docs said 20; v2 answers 50). */
@@ -97,6 +100,12 @@ export class VectorizeIndex implements VectorIndex {
     return this.#issued.at(-1)?.at ?? null;
   }
 
+  /** Throws what `upsert` would refuse, calling nothing: for callers that write elsewhere first. */
+  check(namespace: string, records: VectorRecord[]): void {
+    checkNamespace(namespace);
+    for (const record of records) this.#toVector(namespace, record);
+  }
+
   async upsert(namespace: string, records: VectorRecord[]): Promise<void> {
     checkNamespace(namespace);
     // Validate everything first: a bad record must not leave earlier batches written.
@@ -116,6 +125,16 @@ export class VectorizeIndex implements VectorIndex {
       const batch = wanted.slice(i, i + VECTORIZE_LIMITS.maxDeleteBatch);
       this.#record(await this.#call('deleteByIds', () => this.#binding.deleteByIds(batch)));
     }
+  }
+
+  /** The stored values of the given ids (those Vectorize has applied), by id. */
+  async values(ids: string[]): Promise<Map<string, number[]>> {
+    const found = new Map<string, number[]>();
+    for (let i = 0; i < ids.length; i += VECTORIZE_LIMITS.maxGetBatch) {
+      const batch = ids.slice(i, i + VECTORIZE_LIMITS.maxGetBatch);
+      for (const vector of await this.#call('getByIds', () => this.#binding.getByIds(batch))) found.set(vector.id, Array.from(vector.values));
+    }
+    return found;
   }
 
   /**
@@ -190,7 +209,9 @@ export class VectorizeIndex implements VectorIndex {
   }
 
   #checkVector(values: ArrayLike<number>): void {
-    if (values.length !== this.dimensions) throw bad(`vector has ${values.length} dimensions but ${this.dimensions} are configured`);
+    if (values.length !== this.dimensions) {
+      throw new AppError('misconfigured', `Search engine misconfigured: a vector has ${values.length} dimensions but the configuration has ${this.dimensions}`);
+    }
     for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) throw bad('vector values must be finite numbers');
   }
 
@@ -232,42 +253,18 @@ function scalars(metadata: VectorizeMatch['metadata']): VectorMetadata {
 }
 
 /**
- * Checks a filter as the local index does ($eq $ne $in $nin on scalars, fields ANDed; anything
- * else, including `$or`/`$and` and array values, is refused) and rewrites it into the form
- * Vectorize accepts: one operator per field, so `{ n: { $ne: 1, $nin: [4] } }` becomes
- * `{ n: { $nin: [1, 4] } }`. Returns undefined for no filter, null when nothing can match.
+ * A parsed filter in the form Vectorize accepts: one operator per field, so a field with both
+ * allowed and excluded values sends only what is allowed (parseFilter already removed the
+ * excluded ones from it). Undefined for no filter, null when nothing can match.
  */
-function compileFilter(filter: MetadataFilter | undefined, indexes?: ReadonlySet<string>): VectorizeVectorMetadataFilter | undefined | null {
-  if (filter === undefined || filter === null) return undefined;
-  if (typeof filter !== 'object' || Array.isArray(filter)) throw bad('filter must be an object of field conditions');
+function compileFilter(filter: Filter | null | undefined, indexes?: ReadonlySet<string>): VectorizeVectorMetadataFilter | undefined | null {
+  if (!filter) return undefined;
+  if (filter.matchesNothing) return null;
   const out: VectorizeVectorMetadataFilter = {};
-  const scalar = (v: unknown, where: string): MetadataValue => {
-    if (isScalar(v)) return v;
-    throw bad(`filter ${where} must be a string, number or boolean`);
-  };
-  for (const [field, cond] of Object.entries(filter)) {
-    if (field.startsWith('$')) throw bad(`unsupported filter operator ${field} (no OR; fields are ANDed; use $eq, $ne, $in, $nin)`);
-    if (field === '' || field.includes('.') || field.includes('"') || field.length > 512) throw bad(`invalid filter field "${field}"`);
+  for (const { field, allowed, excluded } of filter.conditions) {
     if (indexes && !indexes.has(field)) throw bad(`cannot filter on "${field}": the Vectorize index has no metadata index for it`);
-    let allowed: MetadataValue[] | undefined; // intersection of $eq/$in
-    const excluded: MetadataValue[] = []; // union of $ne/$nin
-    const ops = typeof cond === 'object' && cond !== null && !Array.isArray(cond) ? Object.entries(cond) : [['$eq', cond] as const];
-    for (const [op, arg] of ops) {
-      const where = typeof cond === 'object' && cond !== null && !Array.isArray(cond) ? `${op} on "${field}"` : `value for "${field}"`;
-      if (op === '$eq' || op === '$in') {
-        if (op === '$in' && !Array.isArray(arg)) throw bad(`filter ${where} needs an array`);
-        const values = op === '$in' ? (arg as unknown[]).map((v) => scalar(v, where)) : [scalar(arg, where)];
-        allowed = allowed ? allowed.filter((v) => values.includes(v)) : [...new Set(values)];
-      } else if (op === '$ne' || op === '$nin') {
-        if (op === '$nin' && !Array.isArray(arg)) throw bad(`filter ${where} needs an array`);
-        for (const v of op === '$nin' ? (arg as unknown[]).map((x) => scalar(x, where)) : [scalar(arg, where)]) if (!excluded.includes(v)) excluded.push(v);
-      } else throw bad(`unsupported filter operator ${op} on "${field}" (use $eq, $ne, $in, $nin)`);
-    }
-    if (allowed) {
-      const left = allowed.filter((v) => !excluded.includes(v));
-      if (left.length === 0) return null;
-      out[field] = left.length === 1 ? { $eq: left[0] as MetadataValue } : { $in: left };
-    } else if (excluded.length) out[field] = excluded.length === 1 ? { $ne: excluded[0] as MetadataValue } : { $nin: excluded };
+    if (allowed) out[field] = allowed.length === 1 ? { $eq: allowed[0] as MetadataValue } : { $in: allowed };
+    else out[field] = excluded.length === 1 ? { $ne: excluded[0] as MetadataValue } : { $nin: excluded };
   }
   if (Object.keys(out).length === 0) return undefined;
   if (bytes(JSON.stringify(out)) > VECTORIZE_LIMITS.maxFilterBytes) throw bad(`filter exceeds ${VECTORIZE_LIMITS.maxFilterBytes} bytes of JSON`);
@@ -290,14 +287,14 @@ function toMillis(value: unknown): number | undefined {
  * list; these were reported by users of the service. Unlisted codes are treated as transient.
  */
 const BAD_INPUT_CODES: Record<number, string> = {
-  40006: 'wrong query vector dimensions',
   40007: 'too many ids in one call',
   40008: 'id too long',
-  40010: 'wrong vector dimensions',
   40023: 'unparseable vectors (e.g. NaN values)',
   40025: 'topK too large',
   40026: 'malformed query options',
 };
+/** The index has another dimension than the vectors sent: the operator's to fix (EMBEDDING_DIMENSIONS, or a new index). */
+const WRONG_DIMENSIONS: Record<number, string> = { 40006: 'wrong query vector dimensions', 40010: 'wrong vector dimensions' };
 const RATE_LIMITED = 40041; // "Too Many Requests"
 
 /** Turns what the binding threw into an `AppError` (messages reach API clients; the original is the cause). */
@@ -309,6 +306,10 @@ export function mapVectorizeError(error: unknown, op: string): AppError {
     new AppError(appCode, text, { retryable, cause: error });
   if (/needs to be run remotely/i.test(message)) {
     return fail('misconfigured', 'Vectorize does not run locally: use VECTOR_PROVIDER=local offline.', false);
+  }
+  if (code in WRONG_DIMENSIONS) {
+    const detail = message.replace(/^.*?\(code\s*=\s*\d+\):\s*/, '');
+    return fail('misconfigured', `Vectorize refused the ${op}: ${detail}. The index and the embedding model disagree on dimensions: see /status.`, false);
   }
   if (code in BAD_INPUT_CODES) {
     // Vectorize's own text explains the input problem (sizes, limits), and holds no secrets.

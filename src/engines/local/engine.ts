@@ -1,16 +1,25 @@
-import { AppError } from '../../domain/errors';
+import { AppError, type DocumentVersion, type EngineCounts, type EngineQuery, type IndexedChunk, type ScoredPassage, type SearchEngine, type VectorWrite } from '../../domain';
 import type { LocalVectorIndex } from './vector-index';
-import { BAD_REQUEST, bad } from './vector-rows';
-import type { IndexedPassage, PassageIndex, PassageQuery, ScoredPassage, VectorMatch, VectorQuery, VectorRecord } from '../../domain/types';
+import { BAD_REQUEST, MISCONFIGURED, wrongDimensions } from './vector-rows';
+
+/** Vectorize's limits, kept by the local engine so what works offline works in production. */
+const LIMITS = { maxResults: 100, maxIdBytes: 64, maxNamespaceBytes: 64 } as const;
+/** Chunks per stage call: at most Vectorize's 1,000 vectors, and about 8 MiB of text. */
+const STAGE_CHUNKS = 1000;
+const STAGE_BYTES = 8 * 2 ** 20;
 
 /**
- * `PassageIndex` backed by `LocalVectorIndex`: one Durable Object per namespace, called over
- * RPC; a search is one call.
+ * The local search engine: one `LocalVectorIndex` Durable Object per namespace holding vectors,
+ * passages and the keyword index, called over RPC. A search is one call.
  */
-export class LocalVectorIndexClient implements PassageIndex {
+export class LocalEngine implements SearchEngine {
+  readonly name = 'local';
+  readonly limits = LIMITS;
+
   constructor(
     private readonly ns: DurableObjectNamespace<LocalVectorIndex>,
     readonly dimensions: number,
+    readonly capabilities: { filterableFields: readonly string[] },
   ) {}
 
   private stub(namespace: string): DurableObjectStub<LocalVectorIndex> {
@@ -22,56 +31,69 @@ export class LocalVectorIndexClient implements PassageIndex {
     try {
       return await work();
     } catch (err) {
-      if (err instanceof Error && !(err instanceof AppError) && err.message.startsWith(BAD_REQUEST)) {
-        throw new AppError('bad_request', err.message, { cause: err });
+      if (err instanceof Error && !(err instanceof AppError)) {
+        if (err.message.startsWith(BAD_REQUEST)) throw new AppError('bad_request', err.message, { cause: err });
+        if (err.message.startsWith(MISCONFIGURED)) throw new AppError('misconfigured', err.message, { cause: err });
       }
       throw err;
     }
   }
 
   private toArray(values: Float32Array | number[]): number[] {
-    if (values.length !== this.dimensions) throw bad(`vector has ${values.length} dimensions but ${this.dimensions} are configured`);
+    if (values.length !== this.dimensions) throw wrongDimensions(values.length, this.dimensions, 'the configuration');
     return Array.from(values);
   }
 
-  async upsert(namespace: string, records: VectorRecord[]): Promise<void> {
-    if (records.length === 0) return;
-    const plain = records.map((r) => ({ id: r.id, values: this.toArray(r.values), metadata: r.metadata }));
-    await this.call(() => this.stub(namespace).upsert(plain));
+  async stage(namespace: string, chunks: IndexedChunk[]): Promise<string[]> {
+    const missing: string[] = [];
+    let call: IndexedChunk[] = [];
+    let bytes = 0;
+    const send = async () => {
+      const batch = call;
+      (call = []), (bytes = 0);
+      if (batch.length) missing.push(...(await this.call(() => this.stub(namespace).stage(batch))));
+    };
+    for (const chunk of chunks) {
+      if (call.length === STAGE_CHUNKS || (bytes > 0 && bytes + chunk.text.length > STAGE_BYTES)) await send();
+      call.push({ ...chunk, vector: chunk.vector && this.toArray(chunk.vector) });
+      bytes += chunk.text.length + chunk.context.length;
+    }
+    await send();
+    return missing;
   }
 
-  async deleteByIds(namespace: string, ids: string[]): Promise<void> {
-    if (ids.length > 0) await this.call(() => this.stub(namespace).deleteByIds(ids));
+  async activate(namespace: string, versions: DocumentVersion[]): Promise<void> {
+    if (versions.length) await this.call(() => this.stub(namespace).activate(versions));
   }
 
-  async query(vector: Float32Array | number[], query: VectorQuery): Promise<VectorMatch[]> {
-    const values = this.toArray(vector);
-    return this.call(() => this.stub(query.namespace).query(values, query.topK, query.filter));
+  async remove(namespace: string, documentId: string): Promise<void> {
+    await this.call(() => this.stub(namespace).remove(documentId));
   }
 
-  async publish(namespace: string, passages: IndexedPassage[]): Promise<void> {
-    if (passages.length > 0) await this.call(() => this.stub(namespace).publish(passages));
-  }
-
-  async unpublish(namespace: string, ids: string[]): Promise<void> {
-    if (ids.length > 0) await this.call(() => this.stub(namespace).unpublish(ids));
-  }
-
-  async search({ namespace, vector, ...query }: PassageQuery): Promise<ScoredPassage[]> {
+  async search({ namespace, vector, ...query }: EngineQuery): Promise<ScoredPassage[]> {
     const values = vector === null ? null : this.toArray(vector);
     return this.call(() => this.stub(namespace).search({ ...query, vector: values }));
   }
 
-  async count(namespace: string): Promise<number> {
-    return this.call(() => this.stub(namespace).count());
+  async count(namespace: string): Promise<EngineCounts> {
+    return { ...(await this.call(() => this.stub(namespace).count())), vectorScope: 'namespace' };
   }
 
-  async dimensionMismatch(namespace: string): Promise<string | null> {
+  async misconfiguration(namespace: string): Promise<string | null> {
     const stored = await this.call(() => this.stub(namespace).storedDimensions());
     if (stored === null || stored === this.dimensions) return null;
     return (
-      `The local vector index of namespace "${namespace}" holds ${stored}-dimensional vectors but the embedder makes ` +
+      `The local index of namespace "${namespace}" holds ${stored}-dimensional vectors but the embedder makes ` +
       `${this.dimensions}: set EMBEDDING_DIMENSIONS back to ${stored}, or use a new namespace and re-upload.`
     );
+  }
+
+  /** Writes are applied when the call returns. */
+  lastWrite(): VectorWrite | null {
+    return null;
+  }
+
+  async isApplied(): Promise<boolean> {
+    return true;
   }
 }

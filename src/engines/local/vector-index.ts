@@ -1,11 +1,12 @@
 import { DurableObject } from 'cloudflare:workers';
 import { Above, TopK } from '../top-k';
 import { dot } from './vector-math';
-import { bad, Cache, compileFilter } from './vector-rows';
-import { addPassageColumns, buildKeywordIndex, passageTexts, readPassages, unpublishPassages, writePassages } from './passages';
+import { bad, Cache, compileFilter, wrongDimensions } from './vector-rows';
+import { addPassageColumns, buildKeywordIndex, passageTexts, placementOf, readPassages } from './passages';
 import { DEFAULT_FEEDBACK, type KeywordIndex } from '../keyword-index';
-import { reciprocalRankFusion } from '../fusion';
-import type { IndexedPassage, MetadataFilter, PassageQuery, ScoredPassage, VectorMatch, VectorMetadata } from '../../domain/types';
+import { fuse } from '../fusion';
+import type { DocumentVersion, EngineQuery, Filter, IndexedChunk, ScoredPassage } from '../../domain';
+import type { VectorMatch, VectorMetadata } from '../vector-types';
 
 // Vectorize's limits, kept so code that works offline also works against Vectorize.
 const MAX_ID_BYTES = 64;
@@ -45,10 +46,15 @@ const READ_BATCH = 500;
  * with WebAssembly SIMD (≈ 10 ms at 100,000 × 384) for candidates that are then rescored exactly
  * from SQL. Every method is synchronous, so calls never interleave and the cache cannot go stale.
  *
- * It is also the offline engine's passage index (PassageIndex): a published chunk's text and
- * place share its vector's row (local-passages.ts), an in-memory BM25F index covers them (built
- * on the first search: ≈ 1.3 s and 25 MiB for SciFact's 5,688 passages), and `search` answers a
- * hybrid query in one call.
+ * It is the local search engine's store (engine.ts): a chunk's text, place, document and
+ * whether it is live share its vector's row (passages.ts), an in-memory BM25F index covers the
+ * live rows (built on the first search: ≈ 1 s and 17 MiB for SciFact's 5,688 passages), and
+ * `search` answers a hybrid query in one call. `upsert`, `deleteByIds` and `query` are the
+ * vector-only interface (rows without passages, never returned by `search`), which the vector
+ * benchmarks and scale tests drive directly.
+ *
+ * Over 300 lines: the index's SQL, cache and search steps share its state; split, they would
+ * need that state passed around.
  */
 export class LocalVectorIndex extends DurableObject<Env> {
   private readonly sql: SqlStorage;
@@ -80,7 +86,7 @@ export class LocalVectorIndex extends DurableObject<Env> {
       if (idBytes === 0 || idBytes > MAX_ID_BYTES) {
         throw bad(`id must be 1 to ${MAX_ID_BYTES} bytes of UTF-8, got ${idBytes}`);
       }
-      if (values.length !== dim) throw bad(`vector has ${values.length} dimensions but this index has ${dim}`);
+      if (values.length !== dim) throw wrongDimensions(values.length, dim, 'this index');
       const json = JSON.stringify(metadata ?? {});
       if (encoder.encode(json).length > MAX_METADATA_BYTES) throw bad(`metadata of "${id}" exceeds ${MAX_METADATA_BYTES} bytes`);
       return { id, json, vector: normalise(values) };
@@ -116,48 +122,129 @@ export class LocalVectorIndex extends DurableObject<Env> {
     }
   }
 
-  /** Makes stored vectors' chunks searchable (see PassageIndex.publish): all of them, or none. */
-  publish(passages: IndexedPassage[]): void {
-    const written = this.ctx.storage.transactionSync(() => {
-      const result = writePassages(this.sql, passages);
-      if (result.missing.length > 0) {
-        // Throwing rolls the transaction back: nothing of the call is published.
-        throw bad(
-          `${result.missing.length} of ${passages.length} chunks have no stored vector (e.g. "${result.missing[0]}"); ` +
-            'upsert their vectors before publishing them',
-        );
+  /**
+   * Stores chunks of new document versions (see SearchEngine.stage): their vectors, passages and
+   * documents, not live. A chunk already live (unchanged in the new version) stays live. All or
+   * nothing: a bad chunk leaves nothing of the call stored. Returns the ids of chunks without a
+   * vector that have none stored (not staged).
+   */
+  stage(chunks: IndexedChunk[]): string[] {
+    const encoder = new TextEncoder();
+    const withVectors = chunks.filter((c) => c.vector !== null);
+    const dim = this.dim ?? withVectors[0]?.vector?.length ?? null;
+    const rows = chunks.map((chunk) => {
+      const idBytes = typeof chunk.id === 'string' ? encoder.encode(chunk.id).length : 0;
+      if (idBytes === 0 || idBytes > MAX_ID_BYTES) throw bad(`id must be 1 to ${MAX_ID_BYTES} bytes of UTF-8, got ${idBytes}`);
+      const metadata = JSON.stringify({ ...chunk.metadata, documentId: chunk.documentId });
+      if (encoder.encode(metadata).length > MAX_METADATA_BYTES) throw bad(`metadata of "${chunk.id}" exceeds ${MAX_METADATA_BYTES} bytes`);
+      let vector: Float32Array | null = null;
+      if (chunk.vector) {
+        if (dim === 0) throw bad('vectors must have at least one dimension');
+        if (chunk.vector.length !== dim) throw wrongDimensions(chunk.vector.length, dim, 'this index');
+        vector = normalise(chunk.vector);
       }
-      return result.rows;
+      return { chunk, metadata, vector, placement: placementOf(chunk) };
     });
-    // A redelivered message or a reindex publishes unchanged chunks again: nothing to re-index.
-    if (this.keywords) passages.forEach((p, i) => written[i]!.changed && this.keywords!.add(written[i]!.rowid, p.text, p.context));
+    const missing: string[] = [];
+    const written = this.ctx.storage.transactionSync(() => {
+      if (this.dim === null && dim !== null) this.sql.exec(`INSERT OR REPLACE INTO meta (key, value) VALUES ('dimensions', ?)`, dim);
+      return rows.map(({ chunk, metadata, vector, placement }) => {
+        if (vector) {
+          // An upsert, not INSERT OR REPLACE: a replaced vector keeps its rowid, which the cache keys on.
+          return this.sql
+            .exec<{ r: number; vector: ArrayBuffer }>(
+              `INSERT INTO vectors (id, metadata, vector, text, context, passage, document) VALUES (?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (id) DO UPDATE SET metadata = excluded.metadata, vector = excluded.vector, text = excluded.text,
+                 context = excluded.context, passage = excluded.passage, document = excluded.document
+               RETURNING rowid AS r, vector`,
+              chunk.id, metadata, vector.buffer, chunk.text, chunk.context, placement, chunk.documentId,
+            )
+            .one();
+        }
+        const row = this.sql
+          .exec<{ r: number; vector: ArrayBuffer }>(
+            `UPDATE vectors SET metadata = ?, text = ?, context = ?, passage = ?, document = ? WHERE id = ? RETURNING rowid AS r, vector`,
+            metadata, chunk.text, chunk.context, placement, chunk.documentId, chunk.id,
+          )
+          .toArray()[0];
+        if (!row) missing.push(chunk.id);
+        return row ?? null;
+      });
+    });
+    if (this.dim === null) this.dim = dim;
+    // Patch the cache in place (only once SQL has committed) instead of reloading it.
+    if (this.cache) {
+      rows.forEach((r, i) => {
+        const row = written[i];
+        if (row) this.cache!.set(row.r, r.vector ?? new Float32Array(row.vector), r.metadata);
+      });
+    }
+    return missing;
   }
 
-  /** Makes published chunks unsearchable again; their vectors stay. */
-  unpublish(ids: string[]): void {
-    const rowids = this.ctx.storage.transactionSync(() => unpublishPassages(this.sql, ids));
-    for (const r of rowids) this.keywords?.remove(r);
+  /**
+   * Makes each document's chunks its live version, each document in one transaction with the
+   * removal of its other chunks, so no query sees a mix of two versions.
+   */
+  activate(versions: DocumentVersion[]): void {
+    // One transaction for every version: a bad one changes nothing.
+    const { live, removed } = this.ctx.storage.transactionSync(() => {
+      const live: { r: number; text: string; context: string }[] = [];
+      const removed: { r: number }[] = [];
+      for (const { documentId, chunkIds } of versions) {
+        const ids = JSON.stringify(chunkIds);
+        const wanted = new Set(chunkIds).size;
+        const staged = this.sql.exec<{ n: number }>(
+          'SELECT COUNT(*) AS n FROM vectors WHERE document = ? AND id IN (SELECT value FROM json_each(?))', documentId, ids,
+        ).one().n;
+        // Throwing rolls the transaction back.
+        if (staged !== wanted) throw bad(`${wanted - staged} of ${wanted} chunks of document ${documentId} are not staged; stage them first`);
+        live.push(
+          ...this.sql.exec<{ r: number; text: string; context: string }>(
+            'UPDATE vectors SET live = 1 WHERE live = 0 AND id IN (SELECT value FROM json_each(?)) RETURNING rowid AS r, text, context', ids,
+          ),
+        );
+        removed.push(
+          ...this.sql.exec<{ r: number }>('DELETE FROM vectors WHERE document = ? AND id NOT IN (SELECT value FROM json_each(?)) RETURNING rowid AS r', documentId, ids),
+        );
+      }
+      return { live, removed };
+    });
+    for (const { r } of removed) {
+      this.cache?.delete(r);
+      this.keywords?.remove(r);
+    }
+    for (const { r, text, context } of live) this.keywords?.add(r, text, context);
+  }
+
+  /** Removes every chunk of a document, staged or live. */
+  remove(documentId: string): void {
+    const removed = this.sql.exec<{ r: number }>('DELETE FROM vectors WHERE document = ? RETURNING rowid AS r', documentId).toArray();
+    for (const { r } of removed) {
+      this.cache?.delete(r);
+      this.keywords?.remove(r);
+    }
   }
 
   /**
    * Hybrid retrieval in one call: the nearest vectors and the best keyword matches (BM25F with
-   * pseudo-relevance feedback), fused by reciprocal rank, then the published passages among them.
+   * pseudo-relevance feedback), fused by reciprocal rank, then the live passages among them.
    */
-  search(query: Omit<PassageQuery, 'namespace'>): ScoredPassage[] {
+  search(query: Omit<EngineQuery, 'namespace'>): ScoredPassage[] {
     const { mode, limit, candidates, fusion } = query;
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_TOP_K) throw bad(`limit must be an integer from 1 to ${MAX_TOP_K}, got ${limit}`);
     if (!Number.isInteger(candidates) || candidates < 1 || candidates > MAX_TOP_K) {
       throw bad(`candidates must be an integer from 1 to ${MAX_TOP_K}, got ${candidates}`);
     }
     const conditions = compileFilter(query.filter);
-    if (this.dim === null) return []; // nothing upserted yet
+    if (this.dim === null || conditions === null) return []; // nothing stored yet, or a filter nothing meets
     const cache = this.load();
-    // The keyword index holds exactly the published rows.
+    // The keyword index holds exactly the live rows.
     const keywords = (this.keywords ??= buildKeywordIndex(this.sql));
     const filtered = conditions.length > 0 ? cache.filter(conditions, this.sql) : null;
     let rows = filtered;
     if (keywords.size < cache.size) {
-      // Some vectors are not published (a document being ingested): only published rows compete.
+      // Some rows are only staged (a document being ingested): only live rows compete.
       const all = filtered ?? Int32Array.from({ length: cache.size }, (_, r) => r);
       rows = all.filter((row) => keywords.has(cache.rowids[row]!));
     }
@@ -177,23 +264,12 @@ export class LocalVectorIndex extends DurableObject<Env> {
     // A vector list of weight 0 only fills in below every keyword hit: needed only when those are too few.
     if (mode === 'vector' || (mode === 'hybrid' && (fusion.vectorWeight > 0 || keywordHits.length < limit))) {
       if (!query.vector || query.vector.length !== this.dim) {
-        throw bad(`vector has ${query.vector?.length ?? 0} dimensions but this index has ${this.dim}`);
+        throw wrongDimensions(query.vector?.length ?? 0, this.dim, 'this index');
       }
       vectorHits = this.nearest(cache, normalise(query.vector), candidates, rows).map(({ row, score }) => ({ row: cache.rowids[row]!, score }));
     }
 
-    const ranked =
-      mode === 'vector'
-        ? vectorHits
-        : mode === 'keyword'
-          ? keywordHits
-          : reciprocalRankFusion(
-              [
-                { ids: vectorHits.map((hit) => hit.row), weight: fusion.vectorWeight },
-                { ids: keywordHits.map((hit) => hit.row), weight: fusion.keywordWeight },
-              ],
-              fusion.k,
-            ).map(({ id, score }) => ({ row: id, score }));
+    const ranked = fuse(mode, vectorHits, keywordHits, fusion, (hit) => hit.row).map(({ id, score }) => ({ row: id, score }));
     return readPassages(this.sql, ranked.slice(0, limit), limit);
   }
 
@@ -202,8 +278,8 @@ export class LocalVectorIndex extends DurableObject<Env> {
     return this.dim;
   }
 
-  count(): number {
-    return this.cache?.size ?? this.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM vectors').one().n;
+  count(): { passages: number; vectors: number } {
+    return this.sql.exec<{ passages: number; vectors: number }>('SELECT COUNT(*) AS vectors, COALESCE(SUM(live), 0) AS passages FROM vectors').one();
   }
 
   /**
@@ -214,11 +290,11 @@ export class LocalVectorIndex extends DurableObject<Env> {
    * beat the top k. Otherwise (rare: near-ties, duplicates) every row whose bound beats the k-th
    * score is rescored too, best bound first, until none can.
    */
-  query(vector: number[], topK: number, filter?: MetadataFilter): VectorMatch[] {
+  query(vector: number[], topK: number, filter?: Filter | null): VectorMatch[] {
     if (!Number.isInteger(topK) || topK < 1 || topK > MAX_TOP_K) throw bad(`topK must be an integer from 1 to ${MAX_TOP_K}, got ${topK}`);
     const conditions = compileFilter(filter);
-    if (this.dim === null) return []; // nothing upserted yet
-    if (vector.length !== this.dim) throw bad(`vector has ${vector.length} dimensions but this index has ${this.dim}`);
+    if (this.dim === null || conditions === null) return []; // nothing upserted yet, or a filter nothing meets
+    if (vector.length !== this.dim) throw wrongDimensions(vector.length, this.dim, 'this index');
     const q = normalise(vector);
     const cache = this.load();
     const rows = conditions.length > 0 ? cache.filter(conditions, this.sql) : null;

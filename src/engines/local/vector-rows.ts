@@ -1,43 +1,35 @@
 import { AppError } from '../../domain/errors';
 import { Int8Rows, IntMap, quantise } from './vector-math';
-import type { MetadataFilter, MetadataValue, VectorMetadata } from '../../domain/types';
+import type { Filter, MetadataValue } from '../../domain';
 
 /**
  * The local vector index's rows in memory and its metadata filters (the Durable Object in
- * local-vector-index.ts keeps the exact vectors, ids and metadata in SQLite).
+ * vector-index.ts keeps the exact vectors, ids and metadata in SQLite).
  */
 
 /** Every caller error starts with this, so the client can recognise it after RPC strips the class. */
 export const BAD_REQUEST = 'Vector index: ';
 export const bad = (message: string) => new AppError('bad_request', BAD_REQUEST + message);
+/** A vector of another dimension than the index's: the embedder and index disagree, which is the operator's to fix. */
+export const MISCONFIGURED = 'Search engine misconfigured: ';
+export const wrongDimensions = (got: number, want: number | null, of: string) =>
+  new AppError('misconfigured', `${MISCONFIGURED}a vector has ${got} dimensions but ${of} has ${want} (EMBEDDING_DIMENSIONS, or the model, changed: see /status)`);
 
 type Scalar = MetadataValue;
 /** One compiled filter condition; `in`/`nin` also cover `$eq`/`$ne` as one-element sets. */
 export type Condition = { field: string; negate: boolean; values: Scalar[] };
 
-/** Compiles a Vectorize-style filter into ANDed conditions, rejecting anything Vectorize would. */
-export function compileFilter(filter: MetadataFilter | undefined): Condition[] {
+/**
+ * The conditions of a parsed filter as the index evaluates them: ANDed, each a set of values a
+ * field must (or must not) hold. Null when the filter matches nothing.
+ */
+export function compileFilter(filter: Filter | null | undefined): Condition[] | null {
+  if (!filter) return [];
+  if (filter.matchesNothing) return null;
   const conditions: Condition[] = [];
-  const scalar = (v: unknown, where: string): Scalar => {
-    if (typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))) return v;
-    throw bad(`filter ${where} must be a string, number or boolean`);
-  };
-  for (const [field, cond] of Object.entries(filter ?? {})) {
-    // Field names Vectorize refuses (see compileFilter in vectorize.ts), refused here the same way.
-    if (field.startsWith('$')) throw bad(`unsupported filter operator ${field} (no OR; fields are ANDed; use $eq, $ne, $in, $nin)`);
-    if (field === '' || field.includes('.') || field.includes('"') || field.length > 512) throw bad(`invalid filter field "${field}"`);
-    if (typeof cond !== 'object' || cond === null) {
-      conditions.push({ field, negate: false, values: [scalar(cond, `value for "${field}"`)] });
-      continue;
-    }
-    for (const [op, arg] of Object.entries(cond)) {
-      const where = `${op} on "${field}"`;
-      if (op === '$eq' || op === '$ne') conditions.push({ field, negate: op === '$ne', values: [scalar(arg, where)] });
-      else if (op === '$in' || op === '$nin') {
-        if (!Array.isArray(arg)) throw bad(`filter ${where} needs an array`);
-        conditions.push({ field, negate: op === '$nin', values: arg.map((v) => scalar(v, where)) });
-      } else throw bad(`unsupported filter operator ${op} on "${field}" (use $eq, $ne, $in, $nin)`);
-    }
+  for (const { field, allowed, excluded } of filter.conditions) {
+    if (allowed) conditions.push({ field, negate: false, values: allowed });
+    if (excluded.length) conditions.push({ field, negate: true, values: excluded });
   }
   return conditions;
 }
@@ -112,7 +104,7 @@ export class Cache {
     this.scale[row] = scale;
     this.err[row] = err;
     if (this.columns.size > 0) {
-      const meta = JSON.parse(json) as VectorMetadata;
+      const meta = JSON.parse(json) as Record<string, unknown>;
       for (const [field, column] of this.columns) column.codes[row] = column.code(meta[field]);
     }
   }
@@ -144,7 +136,7 @@ export class Cache {
     const cursor = sql.exec<{ r: number; metadata: string }>('SELECT rowid AS r, metadata FROM vectors WHERE instr(metadata, ?) > 0', needle);
     for (const { r, metadata } of cursor) {
       const row = this.rowOf.get(r);
-      if (row >= 0) column.codes[row] = column.code((JSON.parse(metadata) as VectorMetadata)[field]);
+      if (row >= 0) column.codes[row] = column.code((JSON.parse(metadata) as Record<string, unknown>)[field]);
     }
     this.columns.set(field, column);
     return column;

@@ -1,9 +1,9 @@
 import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
-import { cachedAnswer } from '../../cache/responses';
+import { cachedAnswer } from '../response-cache';
 import { citationsOf, startAnswer } from '../../generation/answer';
-import type { ChatMessage } from '../../domain/types';
+import type { ChatMessage } from '../../domain';
 import type { AppEnv } from '../app-env';
 import { guard, ROUTE_COST } from '../guard';
 import { REQUEST_LIMITS as L } from '../../limits';
@@ -63,7 +63,7 @@ chatCompletionsRoutes.post('/', guard('read', { cost: ROUTE_COST.chat }), async 
   const { services, principal } = c.var;
   const body = await readJson(c, ChatCompletionsBody);
   const messages = toChatMessages(body.messages);
-  const options = retrievalOptions(body, services.config, principal);
+  const options = retrievalOptions(body, services, principal);
   const id = `chatcmpl-${crypto.randomUUID().replaceAll('-', '')}`;
   const created = Math.floor(Date.now() / 1000);
   const model = services.chat.model;

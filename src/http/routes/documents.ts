@@ -105,10 +105,10 @@ documentRoutes.get('/', guard('read'), async (c) => {
 });
 
 documentRoutes.get('/:id', guard('read'), async (c) => {
-  const { vectors } = c.var.services;
+  const { engine } = c.var.services;
   const document = await visibleDocument(c, c.req.param('id'));
   const write = document.status === 'ready' ? document.vectorWrite : null;
-  const searchable = write && vectors.isApplied ? await vectors.isApplied(write) : document.status === 'ready';
+  const searchable = write ? await engine.isApplied(write) : document.status === 'ready';
   return c.json(presentDocument(document, searchable));
 });
 

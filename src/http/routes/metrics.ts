@@ -27,11 +27,12 @@ async function indexGauges(services: Services): Promise<GaugeSample[]> {
     ...documents.map(({ namespace, status, n }) => ({ name: 'rag_index_documents' as const, labels: { namespace, status }, value: n })),
     ...passages.map(({ namespace, n }) => ({ name: 'rag_index_passages' as const, labels: { namespace }, value: n })),
   ];
-  // Vectorize counts vectors per index, not per namespace; the local index answers per namespace.
-  if (services.config.VECTOR_PROVIDER === 'local') {
-    const namespaces = [...new Set(documents.map((d) => d.namespace))].slice(0, MAX_VECTOR_NAMESPACES);
-    const counts = await Promise.all(namespaces.map((namespace) => services.vectors.count(namespace)));
-    namespaces.forEach((namespace, i) => gauges.push({ name: 'rag_index_vectors', labels: { namespace }, value: counts[i] ?? 0 }));
-  }
+  // Only an engine that counts vectors per namespace has a figure per namespace (Vectorize counts its whole index).
+  const namespaces = [...new Set(documents.map((d) => d.namespace))].slice(0, MAX_VECTOR_NAMESPACES);
+  const counts = await Promise.all(namespaces.map((namespace) => services.engine.count(namespace)));
+  namespaces.forEach((namespace, i) => {
+    const count = counts[i];
+    if (count?.vectorScope === 'namespace') gauges.push({ name: 'rag_index_vectors', labels: { namespace }, value: count.vectors });
+  });
   return gauges;
 }

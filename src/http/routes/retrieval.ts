@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
-import { cachedAnswer } from '../../cache/responses';
+import { cachedAnswer } from '../response-cache';
 import { citationsOf, startAnswer } from '../../generation/answer';
 import { search } from '../../retrieval/search';
 import type { AppEnv } from '../app-env';
@@ -30,7 +30,7 @@ export const retrievalRoutes = new Hono<AppEnv>();
 retrievalRoutes.post('/query', guard('read'), async (c) => {
   const { services, principal } = c.var;
   const body = await readJson(c, QueryBody);
-  const options = retrievalOptions(body, services.config, principal);
+  const options = retrievalOptions(body, services, principal);
   const passages = await cachedAnswer(c, { route: 'query', ...options, query: body.query }, async () =>
     (await search(services, { query: body.query, ...options })).map(presentPassage),
   );
@@ -41,7 +41,7 @@ retrievalRoutes.post('/chat', guard('read', { cost: ROUTE_COST.chat }), async (c
   const { services, principal } = c.var;
   const body = await readJson(c, ChatBody);
   const messages = body.messages ?? [{ role: 'user' as const, content: body.query ?? '' }];
-  const options = retrievalOptions(body, services.config, principal);
+  const options = retrievalOptions(body, services, principal);
 
   if (!body.stream) {
     return c.json(

@@ -1,8 +1,7 @@
 import { Hono } from 'hono';
 import type { Config } from '../../config';
-import { providerCircuits } from '../../providers';
+import { providerCircuits } from '../../composition';
 import type { CircuitState } from '../../providers/resilience';
-import { isPassageIndex } from '../../domain/types';
 import { LOCKED_OUT } from '../../security/access';
 import { hasScope } from '../../security/principal';
 import type { Services } from '../../services';
@@ -121,30 +120,25 @@ async function checkComponents(services: Services): Promise<Components> {
 }
 
 /**
- * The index of the default namespace: its vector count and whether its dimension matches the
- * embedder's (a mismatch is a misconfiguration). With Vectorize, keyword search is D1 FTS5:
- * one row of it is read too.
+ * The search engine, for the default namespace: its passages and vectors, and whether its
+ * vectors' dimension matches the embedder's (a mismatch is a misconfiguration).
  */
 async function checkSearchEngine(services: Services, circuit: CircuitState | undefined): Promise<Component> {
-  const { vectors, config } = services;
+  const { engine, config } = services;
   const namespace = config.DEFAULT_NAMESPACE;
-  const local = isPassageIndex(vectors);
-  const engine = local ? { engine: 'local', keyword: 'local index (Durable Object)' } : { engine: config.VECTOR_PROVIDER, keyword: 'D1 FTS5' };
   const result = await timed(async () => {
-    const [count, mismatch] = await Promise.all([
-      vectors.count(namespace),
-      vectors.dimensionMismatch(namespace),
-      local ? null : services.chunks.probeKeywordIndex(),
-    ]);
-    const counted = local ? { scope: 'namespace', namespace, count } : { scope: 'index', count };
-    return { mismatch, vectors: counted };
+    const [counts, mismatch] = await Promise.all([engine.count(namespace), engine.misconfiguration(namespace)]);
+    return { mismatch, counts };
   });
-  const { mismatch, vectors: counted, ...outcome } = result;
+  const { mismatch, counts, ...outcome } = result;
   const component: Component = {
     ...outcome,
-    ...engine,
-    dimensions: vectors.dimensions,
-    ...(counted !== undefined && { vectors: counted }),
+    engine: engine.name,
+    dimensions: engine.dimensions,
+    ...(counts !== undefined && {
+      passages: { namespace, count: counts.passages },
+      vectors: counts.vectorScope === 'namespace' ? { scope: 'namespace', namespace, count: counts.vectors } : { scope: 'index', count: counts.vectors },
+    }),
     ...(circuit && { circuit }),
   };
   if (typeof mismatch === 'string') return { ...component, status: 'error', error: mismatch, misconfigured: true };
@@ -210,7 +204,7 @@ function configSummary({ config, embedder, chat, reranker }: Services) {
       vectorIndex: {
         provider: config.VECTOR_PROVIDER,
         defaultNamespace: config.DEFAULT_NAMESPACE,
-        ...(config.VECTOR_PROVIDER === 'vectorize' && { metadataIndexes: config.VECTORIZE_METADATA_INDEXES }),
+        filterableFields: ['documentId', ...config.FILTERABLE_FIELDS],
       },
       chat: { provider: config.CHAT_PROVIDER, model: chat.model, maxTokens: config.LLM_MAX_TOKENS, temperature: config.LLM_TEMPERATURE },
       reranker: { provider: config.RERANK_PROVIDER, ...(reranker && { model: reranker.model, candidates: config.RERANK_CANDIDATES }) },

@@ -15,8 +15,12 @@
  *   must be a string (a boolean is a v1 leftover that v2 refuses);
  * - ≤ 1,000 vectors per write from a Worker, ≤ 100 ids per delete, ≤ 20 per `getByIds`.
  * Texts marked "seen" are Vectorize's own; the others follow its pattern but are unconfirmed.
+ *
+ * State lives in memory. To keep it elsewhere (fakes/worker.ts keeps it in a Durable Object's
+ * SQLite), pass a `store`, told of every write when it is accepted and when it is applied, and
+ * `restore` what it kept when the fake is created again.
  */
-import { cosine } from '../support';
+import { cosine } from './support';
 
 const MAX_TOP_K = 100;
 const MAX_TOP_K_WITH_PAYLOAD = 50;
@@ -34,7 +38,7 @@ const bytes = (s: string) => new TextEncoder().encode(s).length;
 const fail = (op: 'QUERY' | 'UPSERT' | 'INSERT' | 'DELETE' | 'GET', code: number, text: string) =>
   new Error(`VECTOR_${op}_ERROR (code = ${code}): ${text}`);
 
-type Scalar = string | number | boolean;
+export type Scalar = string | number | boolean;
 type Op = 'describe' | 'query' | 'queryById' | 'insert' | 'upsert' | 'deleteByIds' | 'getByIds';
 
 /** One binding call as the fake received it (`count`: vectors or ids sent). */
@@ -42,6 +46,42 @@ export interface FakeVectorizeCall {
   op: Op;
   count?: number;
   options?: VectorizeQueryOptions;
+}
+
+/** A vector as the index holds it. */
+export interface FakeVectorizeVector {
+  id: string;
+  values: Float32Array;
+  namespace?: string;
+  metadata?: Record<string, VectorizeVectorMetadata>;
+  /** Values of the properties that had a metadata index when this vector was written. */
+  indexed: Map<string, Scalar>;
+}
+
+/** An accepted write, as plain data: what a query sees once it is applied. */
+export type FakeVectorizeMutation = { id: string; at: number } & (
+  | { kind: 'upsert' | 'insert'; vectors: FakeVectorizeVector[] }
+  | { kind: 'delete'; ids: string[] }
+);
+
+/** Told of every write, synchronously, in order (e.g. to keep the index in durable storage). */
+export interface FakeVectorizeStore {
+  /** A write was accepted: it is pending until `applied`. */
+  accepted(mutation: FakeVectorizeMutation): void;
+  /** A write (accepted earlier, in this order) now shows in queries. */
+  applied(mutation: FakeVectorizeMutation): void;
+  /** A metadata index was created: vectors written from now on are indexed on `property`. */
+  metadataIndexCreated?(property: string): void;
+}
+
+/** What a store kept, to create the fake again as it was. */
+export interface FakeVectorizeState {
+  /** The vectors queries see. */
+  vectors: Iterable<FakeVectorizeVector>;
+  /** Writes accepted but not applied, oldest first. */
+  pending: FakeVectorizeMutation[];
+  /** The last write applied. */
+  processed: { id: string; at: number } | null;
 }
 
 export interface FakeVectorizeOptions {
@@ -52,22 +92,14 @@ export interface FakeVectorizeOptions {
   /** Writes become visible this long after the call (by `now`); unset: only `processPending()`. */
   visibleAfterMs?: number;
   now?: () => number;
+  /** Told of every write (see `FakeVectorizeStore`). */
+  store?: FakeVectorizeStore;
+  /** Starts from this state instead of empty (as a `store` kept it). */
+  restore?: FakeVectorizeState;
 }
 
-interface Stored {
-  id: string;
-  values: Float32Array;
-  namespace?: string;
-  metadata?: Record<string, VectorizeVectorMetadata>;
-  /** Values of the properties that had a metadata index when this vector was written. */
-  indexed: Map<string, Scalar>;
-}
-
-interface Mutation {
-  id: string;
-  at: number;
-  apply: () => void;
-}
+type Stored = FakeVectorizeVector;
+type Mutation = FakeVectorizeMutation;
 
 export class FakeVectorize implements Vectorize {
   /** Every call, in order, failed ones included. */
@@ -78,8 +110,9 @@ export class FakeVectorize implements Vectorize {
   readonly #visibleAfterMs?: number;
   readonly #vectors = new Map<string, Stored>();
   readonly #pending: Mutation[] = [];
-  #processed: Mutation | null = null;
+  #processed: { id: string; at: number } | null = null;
   readonly #failures: { op: Op; outcome: Error | 'stall' }[] = [];
+  readonly #store?: FakeVectorizeStore;
 
   constructor(options: FakeVectorizeOptions) {
     this.#dimensions = options.dimensions;
@@ -87,12 +120,24 @@ export class FakeVectorize implements Vectorize {
     if (this.#indexes.size > MAX_METADATA_INDEXES) throw new Error(`at most ${MAX_METADATA_INDEXES} metadata indexes`);
     this.#now = options.now ?? Date.now;
     this.#visibleAfterMs = options.visibleAfterMs;
+    if (options.restore) {
+      for (const v of options.restore.vectors) this.#vectors.set(v.id, v);
+      this.#pending.push(...options.restore.pending);
+      this.#processed = options.restore.processed;
+    }
+    this.#store = options.store;
+  }
+
+  /** Properties with a metadata index. */
+  get metadataIndexes(): string[] {
+    return [...this.#indexes];
   }
 
   /** Like `wrangler vectorize create-metadata-index`: only vectors written afterwards are indexed. */
   createMetadataIndex(property: string): void {
     if (this.#indexes.size >= MAX_METADATA_INDEXES) throw new Error(`at most ${MAX_METADATA_INDEXES} metadata indexes`);
     this.#indexes.add(property);
+    this.#store?.metadataIndexCreated?.(property);
   }
 
   /** The next `times` calls of `op` throw `error` (or never settle, with 'stall'), before any effect. */
@@ -102,10 +147,7 @@ export class FakeVectorize implements Vectorize {
 
   /** Applies every accepted write, in order, as Vectorize's asynchronous processing would. */
   processPending(): void {
-    for (let m = this.#pending.shift(); m; m = this.#pending.shift()) {
-      m.apply();
-      this.#processed = m;
-    }
+    for (let m = this.#pending.shift(); m; m = this.#pending.shift()) this.#apply(m);
   }
 
   /** Writes accepted but not yet visible. */
@@ -155,8 +197,7 @@ export class FakeVectorize implements Vectorize {
       // seen
       throw fail('DELETE', 40007, `too many ids in payload; max id count is ${MAX_DELETE_IDS}, got ${ids.length}`);
     }
-    const copy = [...ids];
-    return this.#accept(() => copy.forEach((id) => this.#vectors.delete(id)));
+    return this.#accept({ kind: 'delete', ids: [...ids] });
   }
 
   async getByIds(ids: string[]): Promise<VectorizeVector[]> {
@@ -174,11 +215,7 @@ export class FakeVectorize implements Vectorize {
     this.calls.push(call);
     if (this.#visibleAfterMs !== undefined) {
       const due = this.#now() - this.#visibleAfterMs;
-      while (this.#pending[0] && this.#pending[0].at <= due) {
-        const m = this.#pending.shift() as Mutation;
-        m.apply();
-        this.#processed = m;
-      }
+      while (this.#pending[0] && this.#pending[0].at <= due) this.#apply(this.#pending.shift() as Mutation);
     }
     const i = this.#failures.findIndex((f) => f.op === call.op);
     if (i < 0) return;
@@ -187,10 +224,18 @@ export class FakeVectorize implements Vectorize {
     throw outcome;
   }
 
-  #accept(apply: () => void): VectorizeAsyncMutation {
-    const mutation = { id: crypto.randomUUID(), at: this.#now(), apply };
+  #accept(write: { kind: 'upsert' | 'insert'; vectors: Stored[] } | { kind: 'delete'; ids: string[] }): VectorizeAsyncMutation {
+    const mutation: Mutation = { id: crypto.randomUUID(), at: this.#now(), ...write };
+    this.#store?.accepted(mutation);
     this.#pending.push(mutation);
     return { mutationId: mutation.id };
+  }
+
+  #apply(m: Mutation): void {
+    if (m.kind === 'delete') for (const id of m.ids) this.#vectors.delete(id);
+    else for (const row of m.vectors) if (m.kind === 'upsert' || !this.#vectors.has(row.id)) this.#vectors.set(row.id, row);
+    this.#processed = { id: m.id, at: m.at };
+    this.#store?.applied(m);
   }
 
   #write(kind: 'UPSERT' | 'INSERT', vectors: VectorizeVector[], replace: boolean): VectorizeAsyncMutation {
@@ -221,9 +266,7 @@ export class FakeVectorize implements Vectorize {
       }
       return { id: v.id, values: Float32Array.from(v.values), namespace: v.namespace, metadata, indexed: this.#indexedValues(metadata) };
     });
-    return this.#accept(() => {
-      for (const row of rows) if (replace || !this.#vectors.has(row.id)) this.#vectors.set(row.id, row);
-    });
+    return this.#accept({ kind: replace ? 'upsert' : 'insert', vectors: rows });
   }
 
   #indexedValues(metadata: Stored['metadata']): Map<string, Scalar> {

@@ -1,6 +1,7 @@
 /**
- * Token estimates for the embedding model's 512-token window. No WordPiece vocabulary is
- * available offline, so this approximates what a bge/BERT tokenizer sees:
+ * Token estimates, for the windows of the models (the embedder's 512 tokens, a chat model's
+ * context). No WordPiece vocabulary is available offline, so this approximates what a bge/BERT
+ * tokenizer sees:
  *  - a run of letters/digits is ceil(length / 6) tokens (long words split into pieces),
  *  - each punctuation, symbol or other non-space character is 1 token,
  *  - each character of a script written without spaces (CJK, kana, hangul, Thai, ...) is
@@ -83,4 +84,26 @@ export function splitTokens(text: string, onPiece: (start: number, end: number) 
       start = stop;
     }
   }
+}
+
+/**
+ * The longest prefix of `text` within `maxTokens` estimated tokens, cut after a whole word; in a
+ * first "word" longer than the budget (CJK text, a huge identifier), after the last token that fits.
+ */
+export function truncateToTokens(text: string, maxTokens: number): string {
+  if (countTokens(text) <= maxTokens) return text;
+  let used = 0;
+  let end = 0;
+  for (const word of text.matchAll(/\S+/g)) {
+    // Whitespace ends every token run, so per-word counts add up to the whole.
+    used += countTokens(word[0]);
+    if (used > maxTokens) break;
+    end = word.index + word[0].length;
+  }
+  if (end > 0) return text.slice(0, end);
+  let pieces = 0;
+  splitTokens(text, (_start, stop) => {
+    if (++pieces <= maxTokens) end = stop;
+  });
+  return text.slice(0, end);
 }

@@ -1,11 +1,12 @@
-import type { AiRunner } from '../../src/providers/workers-ai-errors';
+import type { AiRunner } from '../src/providers/workers-ai-errors';
 
 /**
  * A stand-in for the Workers AI binding (`env.AI`), which does not run locally. It answers as
  * the real service does, shapes, limits and error texts included, and is never kinder:
- *  - embeddings (`{ text }`): `{ shape: [n, dims], data }` with the model's dimension, unit
- *    vectors derived from a hash of model and text (same text, same vector); more than 100
- *    texts, an empty or non-string list → 5006 schema error;
+ *  - embeddings (`{ text }`): `{ shape: [n, dims], data }` with the model's dimension; by
+ *    default unit vectors derived from a hash of model and text (same text, same vector, but
+ *    no similarity between related texts: set `embedding` for that); more than 100 texts, an
+ *    empty or non-string list → 5006 schema error;
  *  - chat (`{ messages, stream }`): without `stream`, `{ response, usage }`; with it, a
  *    `ReadableStream<Uint8Array>` of `data: {"response":"…","p":"…"}` events (`p` is padding),
  *    a `usage` event and `data: [DONE]`, cut into small chunks that split lines and UTF-8
@@ -23,7 +24,9 @@ export class FakeAi implements AiRunner {
   /** Every call that reached the "service", in order, failed ones included. */
   readonly calls: { model: string; inputs: Record<string, unknown> }[] = [];
   /** Composes the chat answer; by default it quotes and cites every passage it was given. */
-  chatReply: (messages: { role: string; content: string }[]) => string = defaultReply;
+  chatReply: (messages: { role: string; content: string }[]) => string | Promise<string> = defaultReply;
+  /** Embeds one text at the model's dimension; by default a random unit vector seeded by model and text. */
+  embedding: (text: string, dimensions: number, model: string) => ArrayLike<number> = (text, dims, model) => unitVector(`${model}\u0000${text}`, dims);
   /** Bytes per stream chunk: small, so that events and characters arrive split. */
   chunkBytes = 7;
   #script: Step[] = [];
@@ -66,7 +69,7 @@ export class FakeAi implements AiRunner {
     if (step?.kind === 'delay') await wait(step.ms, signal);
     if (step?.kind === 'fail') throw aiError(step.message);
     if (step?.kind === 'respond') return step.value;
-    if (model in EMBEDDING_DIMENSIONS) return embed(model, inputs);
+    if (model in EMBEDDING_DIMENSIONS) return embed(model, inputs, this.embedding);
     if (model === RERANKER) return rerank(inputs);
     if (CHAT_MODELS.has(model) || OPENAI_FORMAT_MODELS.has(model)) {
       return this.#chat(model, inputs, step?.kind === 'stream' ? step.fault : undefined, signal);
@@ -74,13 +77,13 @@ export class FakeAi implements AiRunner {
     throw aiError(`5007: No such model ${model} or task`);
   }
 
-  #chat(model: string, inputs: Record<string, unknown>, fault: 'stall' | 'truncate' | undefined, signal?: AbortSignal): unknown {
+  async #chat(model: string, inputs: Record<string, unknown>, fault: 'stall' | 'truncate' | undefined, signal?: AbortSignal): Promise<unknown> {
     const messages = inputs.messages;
     if (!Array.isArray(messages) || messages.some((m) => typeof m?.role !== 'string' || typeof m?.content !== 'string')) {
       throw schemaError("required properties at '/' are 'prompt', Type mismatch of '/messages'");
     }
     const limit = typeof inputs.max_tokens === 'number' ? inputs.max_tokens : DEFAULT_MAX_TOKENS;
-    const pieces = (this.chatReply(messages).match(/\s*\S+/g) ?? []).slice(0, limit);
+    const pieces = ((await this.chatReply(messages)).match(/\s*\S+/g) ?? []).slice(0, limit);
     const usage = { prompt_tokens: JSON.stringify(messages).length >> 2, completion_tokens: pieces.length, total_tokens: 0 };
     if (inputs.stream !== true) return { response: pieces.join(''), usage };
     const openAi = OPENAI_FORMAT_MODELS.has(model);
@@ -132,14 +135,14 @@ const OPENAI_FORMAT_MODELS = new Set(['@cf/zai-org/glm-4.7-flash', '@cf/google/g
 /** Text generation's `max_tokens` default (e.g. the llama-3.3-70b-instruct-fp8-fast page). */
 const DEFAULT_MAX_TOKENS = 256;
 
-function embed(model: string, inputs: Record<string, unknown>) {
+function embed(model: string, inputs: Record<string, unknown>, embedding: FakeAi['embedding']) {
   const text = typeof inputs.text === 'string' ? [inputs.text] : inputs.text;
   if (!Array.isArray(text) || text.length === 0 || text.some((t) => typeof t !== 'string')) {
     throw schemaError("required properties at '/' are 'requests', Type mismatch of '/text'");
   }
   if (text.length > MAX_TEXTS) throw schemaError(`required properties at '/' are 'requests', Array at '/text' exceeds maxItems ${MAX_TEXTS}`);
   const dims = EMBEDDING_DIMENSIONS[model] as number;
-  return { shape: [text.length, dims], data: text.map((t: string) => unitVector(`${model}\u0000${t}`, dims)), pooling: 'mean' };
+  return { shape: [text.length, dims], data: text.map((t: string) => Array.from(embedding(t, dims, model))), pooling: 'mean' };
 }
 
 function rerank(inputs: Record<string, unknown>) {
@@ -158,7 +161,7 @@ function rerank(inputs: Record<string, unknown>) {
 }
 
 /** Quotes the first sentence of each numbered passage (`<passage number="n" …>`) in the last message and cites it. */
-function defaultReply(messages: { role: string; content: string }[]): string {
+export function defaultReply(messages: { role: string; content: string }[]): string {
   const prompt = messages.at(-1)?.content ?? '';
   const quotes = [...prompt.matchAll(/^<passage number="(\d+)"[^\n]*\n([^\n.!?]+)/gm)].map((m) => `${m[2]!.trim()} [${m[1]}].`);
   return quotes.length > 0 ? `According to the documents — ${quotes.join(' ')}` : 'I could not find that in the documents.';

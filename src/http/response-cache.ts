@@ -1,11 +1,10 @@
 import type { Context } from 'hono';
-import type { AppEnv } from '../http/app-env';
+import type { AppEnv } from './app-env';
 import { metrics } from '../observability/metrics';
-import type { ChatMessage, MetadataFilter } from '../domain/types';
-import type { SearchMode } from '../retrieval/search';
+import type { ChatMessage, MetadataFilter, SearchMode } from '../domain';
 import type { Services } from '../services';
 import { sha256Hex } from '../text/hash';
-import { cacheApiGet, cacheApiPut, MemoryLru } from './store';
+import { cacheApiGet, cacheApiPut, MemoryLru } from '../cache/store';
 
 /** What a cacheable request asks, before normalisation. The namespace is the principal's, already checked. */
 export interface CacheableRequest {

@@ -1,19 +1,25 @@
-import type { Config } from '../config';
-import { AppError } from '../domain/errors';
-import { ExtractiveAnswerer } from '../generation/extractive-answerer';
-import { LocalEmbedder } from './local-embedder';
-import { LocalVectorIndexClient } from '../engines/local/engine';
-import { OpenAIChatModel, OpenAIEmbedder } from './openai';
-import { CircuitBreaker, type CircuitState, type ResilienceOptions } from './resilience';
-import type { ChatModel, EmbeddingProvider, Reranker, VectorIndex } from '../domain/types';
-import { VectorizeIndex } from '../engines/cloudflare/vectorize';
-import { WorkersAIChatModel } from './workers-ai-chat';
-import { WorkersAIEmbedder } from './workers-ai-embedder';
-import { WorkersAIReranker } from './workers-ai-reranker';
+import type { Config } from './config';
+import { AppError } from './domain/errors';
+import { LocalEmbedder } from './providers/local-embedder';
+import { LocalEngine } from './engines/local/engine';
+import { CloudflareEngine } from './engines/cloudflare/engine';
+import { KeywordSearch } from './engines/cloudflare/keyword-search';
+import { PassageTable } from './engines/cloudflare/passages';
+import { OpenAIChatModel, OpenAIEmbedder } from './providers/openai';
+import { CircuitBreaker, type CircuitState, type ResilienceOptions } from './providers/resilience';
+import type { ChatModel, EmbeddingProvider, Reranker, SearchEngine } from './domain';
+import { VectorizeIndex } from './engines/cloudflare/vectorize';
+import { WorkersAIChatModel } from './providers/workers-ai-chat';
+import { WorkersAIEmbedder } from './providers/workers-ai-embedder';
+import { WorkersAIReranker } from './providers/workers-ai-reranker';
 
+/**
+ * The composition root's factories: the one place that chooses implementations from config and
+ * touches env.AI, env.VECTORIZE or OpenAI (services.ts assembles the rest).
+ */
 export interface Providers {
   embedder: EmbeddingProvider;
-  vectors: VectorIndex;
+  engine: SearchEngine;
   chat: ChatModel;
   reranker?: Reranker;
 }
@@ -67,7 +73,7 @@ export function createProviders(env: Env, config: Config): Providers {
   const embedder = createEmbedder(env, config);
   return {
     embedder,
-    vectors: createVectorIndex(env, config, embedder.dimensions),
+    engine: createSearchEngine(env, config, embedder.dimensions),
     chat: createChatModel(env, config),
     reranker:
       config.RERANK_PROVIDER === 'workers-ai'
@@ -102,23 +108,28 @@ function createEmbedder(env: Env, config: Config): EmbeddingProvider {
   }
 }
 
-function createVectorIndex(env: Env, config: Config, dimensions: number): VectorIndex {
+/** The search engine VECTOR_PROVIDER names; both refuse filters on fields outside FILTERABLE_FIELDS alike. */
+function createSearchEngine(env: Env, config: Config, dimensions: number): SearchEngine {
+  const capabilities = { filterableFields: config.FILTERABLE_FIELDS };
   switch (config.VECTOR_PROVIDER) {
     case 'local':
-      return new LocalVectorIndexClient(env.VECTOR_INDEX, dimensions);
-    case 'vectorize':
-      return new VectorizeIndex(requireBinding(env.VECTORIZE, 'VECTORIZE', 'VECTOR_PROVIDER') as unknown as Vectorize, {
+      return new LocalEngine(env.VECTOR_INDEX, dimensions, capabilities);
+    case 'vectorize': {
+      const vectors = new VectorizeIndex(requireBinding(env.VECTORIZE, 'VECTORIZE', 'VECTOR_PROVIDER') as unknown as Vectorize, {
         dimensions,
-        metadataIndexes: config.VECTORIZE_METADATA_INDEXES,
+        metadataIndexes: ['documentId', ...config.FILTERABLE_FIELDS],
         resilience: resilience(BREAKERS.vectors.vectorize, config, config.EMBEDDING_TIMEOUT_MS),
       });
+      return new CloudflareEngine(vectors, new KeywordSearch(env.DB), new PassageTable(env.DB), capabilities);
+    }
   }
 }
 
 function createChatModel(env: Env, config: Config): ChatModel {
   switch (config.CHAT_PROVIDER) {
     case 'extractive':
-      return new ExtractiveAnswerer();
+      // No model: generation/ quotes the passages itself (generation/extractive-answerer.ts).
+      return { model: 'extractive' };
     case 'workers-ai':
       return new WorkersAIChatModel(requireBinding(env.AI, 'AI', 'CHAT_PROVIDER'), {
         model: config.CHAT_MODEL,
