@@ -70,7 +70,7 @@ export interface FakeVectorizeStore {
   accepted(mutation: FakeVectorizeMutation): void;
   /** A write (accepted earlier, in this order) now shows in queries. */
   applied(mutation: FakeVectorizeMutation): void;
-  /** A metadata index was created: vectors written from now on are indexed on `property`. */
+  /** A metadata index was created (it is in `metadataIndexes` now): vectors written from now on are indexed on `property`. */
   metadataIndexCreated?(property: string): void;
 }
 

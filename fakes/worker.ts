@@ -1,7 +1,7 @@
 /**
  * Local stand-ins for Vectorize and Workers AI, served over Workers RPC so that the engine's
  * production configuration (VECTOR_PROVIDER=vectorize, EMBEDDING_PROVIDER=workers-ai,
- * CHAT_PROVIDER=workers-ai, RERANK_PROVIDER=workers-ai) runs under `wrangler dev` with no
+ * CHAT_PROVIDER=workers-ai, optionally RERANK_PROVIDER=workers-ai) runs under `wrangler dev` with no
  * account: `npm run start:cloud-local` binds the engine's `VECTORIZE` and `AI` to the two
  * entrypoints below (wrangler.toml, `[env.cloud-local]`). The engine's adapters call them
  * exactly as they call the real bindings.
@@ -12,15 +12,17 @@
  *   show in queries `VECTORIZE_VISIBLE_AFTER_MS` after they are accepted (Vectorize: ~30 s).
  * - `FakeAiEntrypoint`: `run(model, inputs, options)` answered by `FakeAi`
  *   (fakes/workers-ai.ts: Workers AI's shapes, limits and errors, streams as server-sent
- *   events), with two changes for people trying the engine: embeddings come from the engine's
+ *   events), with three changes for people trying the engine: embeddings come from the engine's
  *   offline hashing embedder (src/providers/local-embedder.ts) at the model's dimension, so
- *   related texts get related vectors, and the chat answer quotes the passages' sentences that
- *   best match the question, citing them ([1], [2]…), as the offline extractive answerer does.
+ *   related texts get related vectors; the reranker scores a pair by the cosine of those
+ *   vectors; and the chat answer quotes the passages' sentences that best match the question,
+ *   citing them ([1], [2]…), as the offline extractive answerer does.
  */
 import { DurableObject, WorkerEntrypoint } from 'cloudflare:workers';
 import { ExtractiveAnswerer } from '../src/generation/extractive-answerer';
 import { LocalEmbedder } from '../src/providers/local-embedder';
 import type { AiRunner } from '../src/providers/workers-ai-errors';
+import { cosine } from './support';
 import { FakeVectorize, type FakeVectorizeMutation, type FakeVectorizeState, type FakeVectorizeVector, type Scalar } from './vectorize';
 import { FakeAi, defaultReply } from './workers-ai';
 
@@ -39,6 +41,7 @@ export interface FakesEnv {
 const DEFAULT_INDEX_NAME = 'rag-engine';
 const DEFAULT_DIMENSIONS = 768; // @cf/baai/bge-base-en-v1.5, the production default
 const DEFAULT_VISIBLE_AFTER_MS = 3000;
+const RERANK_DIMENSIONS = 768;
 
 /** Every method of the `Vectorize` binding, forwarded to the index's Durable Object. */
 export class FakeVectorizeEntrypoint extends WorkerEntrypoint<FakesEnv> implements Vectorize {
@@ -115,7 +118,7 @@ export class FakeVectorizeIndex extends DurableObject<FakesEnv> {
       store: {
         accepted: (m) => this.#accepted(m),
         applied: (m) => this.#applied(m),
-        metadataIndexCreated: (property) => this.#setMeta('metadataIndexes', JSON.stringify(this.#index.metadataIndexes.concat(property))),
+        metadataIndexCreated: () => this.#setMeta('metadataIndexes', JSON.stringify(this.#index.metadataIndexes)),
       },
     });
     for (const property of (env.VECTORIZE_METADATA_INDEXES ?? 'documentId').split(',').map((p) => p.trim())) {
@@ -225,11 +228,14 @@ function blob(values: Float32Array): ArrayBuffer {
 const ai = new FakeAi();
 ai.chunkBytes = 64;
 const embedders = new Map<number, LocalEmbedder>();
-ai.embedding = (text, dimensions) => {
+function embedOne(text: string, dimensions: number): Float32Array {
   let embedder = embedders.get(dimensions);
   if (!embedder) embedders.set(dimensions, (embedder = new LocalEmbedder({ dimensions })));
   return embedder.embedOne(text);
-};
+}
+ai.embedding = embedOne;
+/** The cosine of the pair's hashing-embedder vectors, mapped to 0–1: deterministic, from the pair alone. */
+ai.rerankScore = (query, text) => (1 + cosine(embedOne(query, RERANK_DIMENSIONS), embedOne(text, RERANK_DIMENSIONS))) / 2;
 ai.chatReply = extractiveReply;
 
 /** `env.AI.run` for embeddings, chat (streamed or not) and reranking; other `Ai` methods are absent. */

@@ -16,7 +16,8 @@ import type { AiRunner } from '../src/providers/workers-ai-errors';
  *    real bge-reranker is a cross-encoder reading query and passage together; the fake scores
  *    each pair by lexical overlap (a sigmoid of how many of the passage's words occur in the
  *    query), deterministically and from that pair alone, so a relevant passage honestly
- *    outscores an unrelated one and a score does not depend on the rest of the batch;
+ *    outscores an unrelated one and a score does not depend on the rest of the batch (set
+ *    `rerankScore` to score otherwise);
  *  - an unknown model → `5007: No such model`; a call whose signal is aborted rejects.
  * Faults are scripted per call: `failNext`, `respondNext`, `delayNext`/`hangNext`, `streamFault`.
  */
@@ -25,6 +26,8 @@ export class FakeAi implements AiRunner {
   readonly calls: { model: string; inputs: Record<string, unknown> }[] = [];
   /** Composes the chat answer; by default it quotes and cites every passage it was given. */
   chatReply: (messages: { role: string; content: string }[]) => string | Promise<string> = defaultReply;
+  /** Scores one (query, passage) pair for reranking; by default a sigmoid of their word overlap. */
+  rerankScore: (query: string, text: string) => number = overlapScore;
   /** Embeds one text at the model's dimension; by default a random unit vector seeded by model and text. */
   embedding: (text: string, dimensions: number, model: string) => ArrayLike<number> = (text, dims, model) => unitVector(`${model}\u0000${text}`, dims);
   /** Bytes per stream chunk: small, so that events and characters arrive split. */
@@ -70,7 +73,7 @@ export class FakeAi implements AiRunner {
     if (step?.kind === 'fail') throw aiError(step.message);
     if (step?.kind === 'respond') return step.value;
     if (model in EMBEDDING_DIMENSIONS) return embed(model, inputs, this.embedding);
-    if (model === RERANKER) return rerank(inputs);
+    if (model === RERANKER) return rerank(inputs, this.rerankScore);
     if (CHAT_MODELS.has(model) || OPENAI_FORMAT_MODELS.has(model)) {
       return this.#chat(model, inputs, step?.kind === 'stream' ? step.fault : undefined, signal);
     }
@@ -145,19 +148,21 @@ function embed(model: string, inputs: Record<string, unknown>, embedding: FakeAi
   return { shape: [text.length, dims], data: text.map((t: string) => Array.from(embedding(t, dims, model))), pooling: 'mean' };
 }
 
-function rerank(inputs: Record<string, unknown>) {
+function rerank(inputs: Record<string, unknown>, score: FakeAi['rerankScore']) {
   const { query, contexts, top_k } = inputs as { query?: unknown; contexts?: unknown; top_k?: unknown };
   if (typeof query !== 'string' || !Array.isArray(contexts) || contexts.some((c) => typeof c?.text !== 'string')) {
     throw schemaError("required properties at '/' are 'query', 'contexts'");
   }
-  const words = new Set(query.toLowerCase().match(/\w+/g) ?? []);
-  const scored = contexts.map((c: { text: string }, id) => {
-    const overlap = (c.text.toLowerCase().match(/\w+/g) ?? []).filter((w) => words.has(w)).length;
-    // A sigmoid of the overlap, nudged by a hash so that ties still order deterministically.
-    return { id, score: 1 / (1 + Math.exp(2 - overlap - (hash(c.text) % 100) / 1000)) };
-  });
+  const scored = contexts.map((c: { text: string }, id) => ({ id, score: score(query, c.text) }));
   scored.sort((a, b) => b.score - a.score);
   return { response: typeof top_k === 'number' ? scored.slice(0, top_k) : scored };
+}
+
+function overlapScore(query: string, text: string): number {
+  const words = new Set(query.toLowerCase().match(/\w+/g) ?? []);
+  const overlap = (text.toLowerCase().match(/\w+/g) ?? []).filter((w) => words.has(w)).length;
+  // A sigmoid of the overlap, nudged by a hash so that ties still order deterministically.
+  return 1 / (1 + Math.exp(2 - overlap - (hash(text) % 100) / 1000));
 }
 
 /** Quotes the first sentence of each numbered passage (`<passage number="n" …>`) in the last message and cites it. */

@@ -6,6 +6,7 @@ import { clearMemoryTiers } from '../src/cache/store';
 import type { EmbeddingProvider } from '../src/domain';
 import { getServices, type Services } from '../src/services';
 import { waitUntilSettled } from './helpers';
+import { FakeVectorize } from '../fakes/vectorize';
 
 /**
  * The embedding and response caches, through the API in workerd. The app is called with an
@@ -233,5 +234,29 @@ describe('cache metrics', () => {
     expect(counter(after, 'cache="response",result="miss"') - counter(before, 'cache="response",result="miss"')).toBe(1);
     expect(counter(after, 'cache="response",result="hit"') - counter(before, 'cache="response",result="hit"')).toBe(2);
     expect(after).toContain('# TYPE rag_cache_requests_total counter');
+  });
+});
+
+describe('the response cache with an engine whose writes apply later (Vectorize)', () => {
+  it('neither serves nor keeps answers computed soon after a change in the namespace', async () => {
+    const vectorizeEnv = { ...env, VECTOR_PROVIDER: 'vectorize', VECTORIZE: new FakeVectorize({ dimensions: 384, metadataIndexes: ['documentId'] }) } as unknown as Env;
+    const services = getServices(vectorizeEnv);
+    const body = (namespace: string) => ({ query: 'geysers erupting', namespace, mode: 'keyword' });
+
+    // Unchanged for long: cached as usual.
+    const quiet = `quiet${crypto.randomUUID().slice(0, 8)}`;
+    expect((await ask('/v1/query', body(quiet), vectorizeEnv)).cache).toBe('miss');
+    expect((await ask('/v1/query', body(quiet), vectorizeEnv)).cache).toBe('hit');
+
+    // Just changed: Vectorize may not show the change for up to its write delay.
+    const busy = `busy${crypto.randomUUID().slice(0, 8)}`;
+    await services.documents.bumpGeneration(busy);
+    expect((await ask('/v1/query', body(busy), vectorizeEnv)).cache).toBe('bypass');
+    expect((await ask('/v1/query', body(busy), vectorizeEnv)).cache).toBe('bypass');
+
+    // The local engine applies writes at once: the same change is cached straight away.
+    await getServices(cachedEnv).documents.bumpGeneration(busy);
+    expect((await ask('/v1/query', body(busy))).cache).toBe('miss');
+    expect((await ask('/v1/query', body(busy))).cache).toBe('hit');
   });
 });

@@ -61,6 +61,8 @@ export interface EngineLimits {
   maxResults: number;
   maxIdBytes: number;
   maxNamespaceBytes: number;
+  /** How long after a write a search may still not see it (0: at once); caches wait this long. */
+  writeDelayMs: number;
 }
 
 export interface EngineCapabilities {

@@ -37,11 +37,18 @@ export async function cachedAnswer<T>(c: Context<AppEnv>, request: CacheableRequ
   if (!config.CACHE_ENABLED) return compute();
 
   let generation: number;
+  let changedAt: number;
   try {
-    generation = await services.documents.generation(request.namespace);
+    ({ generation, changedAt } = await services.documents.generation(request.namespace));
   } catch (error) {
     // Without the generation an entry cannot be trusted: answer uncached.
     services.log.warn('cache: namespace generation unreadable', { error: String(error) });
+    return compute();
+  }
+  if (Date.now() - changedAt < services.engine.limits.writeDelayMs) {
+    // The engine may not show the latest change yet (Vectorize applies writes asynchronously):
+    // an answer computed now could outlive it, so it is neither served from nor kept in the cache.
+    c.header('X-Cache', 'bypass');
     return compute();
   }
   const key = await sha256Hex(JSON.stringify([FORMAT, fingerprint(services), generation, normalise(request)]));

@@ -1,4 +1,4 @@
-import { type ChunkRecord, type DocumentVersion, type IndexedChunk, UnreadableDocumentError } from '../domain';
+import { type ChunkRecord, type DocumentVersion, type EmbeddingProvider, type IndexedChunk, UnreadableDocumentError } from '../domain';
 import type { Services } from '../services';
 import type { DocumentRecord } from '../storage/documents';
 import { chunkSections } from './chunker';
@@ -128,8 +128,7 @@ async function index(services: Services, group: Prepared[]): Promise<Map<string,
   for (let i = 0; i < all.length; i += STAGE_SLICE) {
     const slice = all.slice(i, i + STAGE_SLICE);
     const toEmbed = slice.filter(({ plan, record }) => !plan.reuse(record.id));
-    // The embedder splits a call into requests of its configured size itself.
-    const vectors = toEmbed.length ? await embedder.embed(toEmbed.map(({ record }) => `${record.context}\n${record.text}`)) : [];
+    const vectors = await embedAll(embedder, toEmbed.map(({ record }) => `${record.context}\n${record.text}`));
     const vectorOf = new Map(toEmbed.map(({ record }, j) => [record.id, vectors[j] as Float32Array]));
     const byNamespace = new Map<string, IndexedChunk[]>();
     for (const { plan, record } of slice) {
@@ -154,7 +153,7 @@ async function index(services: Services, group: Prepared[]): Promise<Map<string,
       if (missing.size === 0) continue;
       // The catalog says embedded but the engine holds no vector (e.g. the engine was switched): embed them now.
       const again = staged.filter((chunk) => missing.has(chunk.id));
-      const vectors = await embedder.embed(again.map((chunk) => `${chunk.context}\n${chunk.text}`));
+      const vectors = await embedAll(embedder, again.map((chunk) => `${chunk.context}\n${chunk.text}`));
       await engine.stage(namespace, again.map((chunk, j) => ({ ...chunk, vector: vectors[j] as Float32Array })));
       for (const chunk of again) embeddedNow.set(chunk.documentId, (embeddedNow.get(chunk.documentId) ?? 0) + 1);
     }
@@ -199,6 +198,13 @@ async function index(services: Services, group: Prepared[]): Promise<Map<string,
     }
   }
   return outcomes;
+}
+
+/** Embeds texts in calls of at most the embedder's batch size, in order. */
+async function embedAll(embedder: EmbeddingProvider, texts: string[]): Promise<Float32Array[]> {
+  const vectors: Float32Array[] = [];
+  for (let i = 0; i < texts.length; i += embedder.maxBatchSize) vectors.push(...(await embedder.embed(texts.slice(i, i + embedder.maxBatchSize))));
+  return vectors;
 }
 
 /** Removes a document from the search engine, then its chunk rows from the catalog. */

@@ -71,9 +71,9 @@ function fromRow(row: DocumentRow): DocumentRecord {
  * generation is the current time in ms rather than 1, so a recreated database never reuses
  * a generation that answers cached under the old one may still carry.
  */
-const BUMP_GENERATIONS = `INSERT INTO namespace_generations (namespace, generation)
-  SELECT DISTINCT namespace, ? FROM documents WHERE id IN (SELECT value FROM json_each(?))
-  ON CONFLICT (namespace) DO UPDATE SET generation = generation + 1`;
+const BUMP_GENERATIONS = `INSERT INTO namespace_generations (namespace, generation, changed_at)
+  SELECT DISTINCT namespace, ?1, ?1 FROM documents WHERE id IN (SELECT value FROM json_each(?2))
+  ON CONFLICT (namespace) DO UPDATE SET generation = generation + 1, changed_at = excluded.changed_at`;
 
 export type NewDocument = Pick<DocumentRecord, 'id' | 'namespace' | 'title' | 'filename' | 'type' | 'size' | 'r2Key' | 'metadata'>;
 
@@ -191,12 +191,15 @@ export class DocumentStore {
   }
 
   /**
-   * The namespace's generation: it changes whenever what the namespace can return changes
+   * The namespace's generation, and when it last changed: it changes whenever what the namespace can return changes
    * (one indexed read by primary key; 0 for a namespace never changed since migration 0006).
    */
-  async generation(namespace: string): Promise<number> {
-    const row = await this.#db.prepare('SELECT generation FROM namespace_generations WHERE namespace = ?').bind(namespace).first<{ generation: number }>();
-    return row?.generation ?? 0;
+  async generation(namespace: string): Promise<{ generation: number; changedAt: number }> {
+    const row = await this.#db
+      .prepare('SELECT generation, changed_at FROM namespace_generations WHERE namespace = ?')
+      .bind(namespace)
+      .first<{ generation: number; changed_at: number }>();
+    return { generation: row?.generation ?? 0, changedAt: row?.changed_at ?? 0 };
   }
 
   /**
@@ -242,8 +245,8 @@ export class DocumentStore {
   async bumpGeneration(namespace: string): Promise<void> {
     await this.#db
       .prepare(
-        `INSERT INTO namespace_generations (namespace, generation) VALUES (?, ?)
-         ON CONFLICT (namespace) DO UPDATE SET generation = generation + 1`,
+        `INSERT INTO namespace_generations (namespace, generation, changed_at) VALUES (?1, ?2, ?2)
+         ON CONFLICT (namespace) DO UPDATE SET generation = generation + 1, changed_at = excluded.changed_at`,
       )
       .bind(namespace, Date.now())
       .run();

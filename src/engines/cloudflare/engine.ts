@@ -18,7 +18,12 @@ const bad = (message: string) => new AppError('bad_request', `Search engine: ${m
  */
 export class CloudflareEngine implements SearchEngine {
   readonly name = 'cloudflare';
-  readonly limits = { maxResults: VECTORIZE_LIMITS.maxTopK, maxIdBytes: VECTORIZE_LIMITS.maxIdBytes, maxNamespaceBytes: VECTORIZE_LIMITS.maxNamespaceBytes };
+  readonly limits = {
+    maxResults: VECTORIZE_LIMITS.maxTopK,
+    maxIdBytes: VECTORIZE_LIMITS.maxIdBytes,
+    maxNamespaceBytes: VECTORIZE_LIMITS.maxNamespaceBytes,
+    writeDelayMs: VECTORIZE_LIMITS.writeDelayMs,
+  };
 
   constructor(
     private readonly vectors: VectorizeIndex,

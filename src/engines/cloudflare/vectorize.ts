@@ -21,6 +21,11 @@ export const VECTORIZE_LIMITS = {
   maxTopK: 100,
   /** topK with `returnValues: true` or `returnMetadata: 'all'` (older docs said 20; v2 answers 50). */
   maxTopKWithPayload: 50,
+  /**
+   * How long a write may take to be visible to queries: ~30 s median, ~2 min p99 (see the class
+   * comment), with margin.
+   */
+  writeDelayMs: 180_000,
   /** Compact JSON of a filter (https://developers.cloudflare.com/vectorize/reference/metadata-filtering/). */
   maxFilterBytes: 2048,
 } as const;

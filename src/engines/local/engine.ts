@@ -3,7 +3,7 @@ import type { LocalVectorIndex } from './vector-index';
 import { BAD_REQUEST, MISCONFIGURED, wrongDimensions } from './vector-rows';
 
 /** Vectorize's limits, kept by the local engine so what works offline works in production. */
-const LIMITS = { maxResults: 100, maxIdBytes: 64, maxNamespaceBytes: 64 } as const;
+const LIMITS = { maxResults: 100, maxIdBytes: 64, maxNamespaceBytes: 64, writeDelayMs: 0 } as const;
 /** Chunks per stage call: at most Vectorize's 1,000 vectors, and about 8 MiB of text. */
 const STAGE_CHUNKS = 1000;
 const STAGE_BYTES = 8 * 2 ** 20;
