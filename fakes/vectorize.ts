@@ -19,6 +19,8 @@
  * State lives in memory. To keep it elsewhere (fakes/worker.ts keeps it in a Durable Object's
  * SQLite), pass a `store`, told of every write when it is accepted and when it is applied, and
  * `restore` what it kept when the fake is created again.
+ *
+ * Over 300 lines: one service's limits, errors and asynchronous writes, which its tests read together.
  */
 import { cosine } from './support';
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_KEYWORD_PARAMS, KeywordIndex, keywordTerms } from '../src/engines/keyword-index';
+import { DEFAULT_KEYWORD_PARAMS, KeywordIndex } from '../src/engines/keyword-index';
+import { keywordTerms } from '../src/text/keyword-terms';
 import { rng } from './support';
 
 /** An index over `rows` (row number → [text, context]). */

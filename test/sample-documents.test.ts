@@ -1,61 +1,18 @@
 import { env } from 'cloudflare:workers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type DocumentView, query, sampleFile, uploadFiles, waitUntilSettled } from './helpers';
+import expectations from './sample-documents.json';
 
 /**
  * The acceptance run of a new user: every file of ../shared/data/documents uploaded in
  * one request through the API. Text-bearing files must become ready and be found in the
  * top 3 by a query phrased from their content; unreadable ones must fail with a reason.
  */
-const READABLE: Record<string, string> = {
-  'docx/mammoth__footnotes.docx': 'a tachyon walks into a bar',
-  'docx/python-docx__blk-paras-and-tables.docx': 'Donec semper facilisis metus finibus malesuada',
-  'docx/python-docx__par-hlink-frags.docx': 'bookmark referred to by prior link',
-  'docx/unstructured__category-level.docx': 'Ishmael wants to sail and see the watery part of the world',
-  'docx/unstructured__contains-pictures.docx': 'paragraph text running through the floating picture',
-  'docx/unstructured__docx-hdrftr.docx': 'main document',
-  'docx/unstructured__docx-tables.docx': 'nested table and table with merged cells',
-  'docx/unstructured__eng_spa_mult.docx': 'born free and equal in dignity and rights',
-  'docx/unstructured__handbook-1p.docx': 'who appoints and supervises standing trustees',
-  'docx/unstructured__page-breaks.docx': 'text on the second page after a hard page break',
-  'docx/unstructured__simple.docx': 'my favorite things parrots and hockey',
-  'md/OCRmyPDF__README.md': 'add an OCR text layer to scanned PDF files',
-  'md/OCRmyPDF__docs_advanced.md': 'unpaper arguments that are safe on almost all files',
-  'md/mammoth.js__README.md': 'paragraph style Heading 1 converted to h1 elements',
-  'md/pdf.js__README.md': 'Portable Document Format viewer built with HTML5',
-  'md/pdfminer.six__README.md': 'extracts the text from a page directly from the sourcecode of the PDF',
-  'md/unstructured__README.md': 'open-source components for ingesting and pre-processing images and text documents',
-  'md/unstructured__codeblock.md': 'simple HTML example saying Hello World',
-  'md/unstructured__eng_spa_mult.md': 'born free and equal in dignity and rights',
-  'md/unstructured__simple-table.md': 'juicy apples and bananas price in stock',
-  'pdf/pdfjs__tracemonkey.pdf': 'trace-based just-in-time type specialization for dynamic languages',
-  'pdf/pdfminer__jo.pdf': 'わたくしといふ現象は',
-  'pdf/pdfminer__kampo.pdf': '歩行者は道路を横断してはならない',
-  'pdf/pdfminer__naacl06-shinyama.pdf': 'preemptive information extraction without tuning for a new scenario',
-  'pdf/pypdf__Seige_of_Vicksburg_Sample_OCR.pdf': 'Johnston is coming with fifty thousand men to the siege of Vicksburg',
-  'pdf/sample-files__google-doc-document.pdf': 'beautiful is better than ugly',
-  'pdf/sample-files__multicolumn.pdf': 'two-column document with lorem ipsum',
-  'pdf/sample-files__pdflatex-4-pages.pdf': 'here is some text without a meaning',
-  'pdf/unstructured__copy-protected.pdf': 'LayoutParser toolkit for deep learning based document image analysis',
-  'pdf/unstructured__layout-parser-paper-fast.pdf': 'LayoutParser toolkit for deep learning based document image analysis',
-  'pdf/unstructured__multi-column-2p.pdf': 'dense passage retrieval for open-domain question answering',
-  'txt/ocrmypdf__linn.txt': 'LinnSequencer MIDI sequence recorder for the professional musician',
-  'txt/unstructured__UDHR_first_article_all.txt': 'Όλοι οι άνθρωποι γεννιούνται ελεύθεροι',
-  'txt/unstructured__book-war-and-peace-1p.txt': 'Genoa and Lucca are now family estates of the Buonapartes',
-  'txt/unstructured__eng_spa_mult.txt': 'born free and equal in dignity and rights',
-};
-
-const UNREADABLE: Record<string, RegExp> = {
-  'docx/mammoth__empty.docx': /no text/i,
-  'pdf/ocrmypdf__invalid.pdf': /not a valid PDF|damaged/i,
-  'pdf/ocrmypdf__linn.pdf': /OCR/,
-  'pdf/pdfjs__tracemonkey__TRUNCATED-first-508157-bytes.pdf': /truncated/i,
-  'pdf/pdfminer__aes-256.pdf': /password/i,
-  'pdf/sample-files__libreoffice-writer-password.pdf': /password/i,
-  'pdf/unstructured__loremipsum-flat.pdf': /OCR/,
-  'pdf/unstructured__password.pdf': /password/i,
-  'txt/unstructured__empty.txt': /empty/i,
-};
+/** What each file must become (shared with scripts/check-samples.mjs, which runs it against a running engine). */
+const READABLE: Record<string, string> = expectations.readable;
+const UNREADABLE: Record<string, RegExp> = Object.fromEntries(
+  Object.entries(expectations.unreadable).map(([path, { pattern, flags }]) => [path, new RegExp(pattern, flags)]),
+);
 
 const NAMESPACE = 'samples';
 const settled = new Map<string, DocumentView>();

@@ -1,7 +1,8 @@
 import { parseFilter } from '../src/domain';
 import { describe, expect, it } from 'vitest';
 import type { ResilienceOptions } from '../src/providers/resilience';
-import { mapVectorizeError, VectorizeIndex, type VectorizeIndexOptions } from '../src/engines/cloudflare/vectorize';
+import { VectorizeIndex, type VectorizeIndexOptions } from '../src/engines/cloudflare/vectorize';
+import { mapVectorizeError } from '../src/engines/cloudflare/vectorize-errors';
 import { randomVectors } from './support';
 import { FakeVectorize, type FakeVectorizeOptions } from '../fakes/vectorize';
 import { caught } from './support';

@@ -5,7 +5,7 @@ import { build } from 'esbuild';
 export async function engineModules() {
   const { outputFiles } = await build({
     stdin: {
-      contents: `export * from './src/engines/keyword-index'; export { chunkSections } from './src/ingestion/chunker';`,
+      contents: `export * from './src/engines/keyword-index'; export * from './src/engines/feedback'; export { keywordTerms } from './src/text/keyword-terms'; export { chunkSections } from './src/ingestion/chunker';`,
       resolveDir: new URL('../..', import.meta.url).pathname,
       loader: 'ts',
     },

@@ -1,6 +1,7 @@
-import { stemmer } from 'stemmer';
+import { keywordTerms } from '../text/keyword-terms';
+import { expandedQuery, type Feedback } from './feedback';
 import { TopK } from './top-k';
-import { isStopword, UNSPACED_SCRIPT, WORD } from '../text/analyze';
+
 
 /**
  * An in-memory BM25F keyword index: the offline engine's keyword search, kept inside the
@@ -26,74 +27,7 @@ export interface KeywordParams {
  */
 export const DEFAULT_KEYWORD_PARAMS: KeywordParams = { k1: 1.2, b: 0.75, bContext: 0.75, contextWeight: 3 };
 
-/** Pseudo-relevance feedback (`searchExpanded`), tuned likewise: train nDCG@10 0.7045 → 0.7128. */
-export const DEFAULT_FEEDBACK: Feedback = { rows: 3, terms: 20, originalWeight: 0.7 };
 
-export interface Feedback {
-  /** Rows of the first pass taken as relevant. */
-  rows: number;
-  /** Terms added to the query from them. */
-  terms: number;
-  /** Share of the expanded query's weight kept by the original terms. */
-  originalWeight: number;
-}
-
-
-const copy = (s: string) => (s.length >= 13 ? [...s].join('') : s);
-
-/** Terms by word, remembered: a corpus repeats its vocabulary, and stemming is most of the cost of indexing. */
-const termOf = new Map<string, string>();
-
-/**
- * Index terms: lower-cased words without stopwords, Porter-stemmed; a run of a script written
- * without spaces (CJK, Thai) becomes its overlapping character pairs, which match far more
- * selectively than single characters.
- */
-export function keywordTerms(text: string): string[] {
-  const out: string[] = [];
-  for (const word of text.toLowerCase().match(WORD) ?? []) {
-    const known = termOf.get(word);
-    if (known !== undefined) {
-      if (known) out.push(known);
-    } else if (UNSPACED_SCRIPT.test(word)) {
-      const chars = [...word];
-      if (chars.length === 1) out.push(word);
-      for (let i = 0; i + 1 < chars.length; i++) out.push(chars[i]! + chars[i + 1]!);
-    } else {
-      // '' marks a stopword. A term is copied out of the text it came from: V8 may keep a long
-      // word as a slice of its whole text, which would stay in memory as long as the term.
-      const term = isStopword(word) ? '' : copy(/^[a-z]+$/.test(word) ? stemmer(word) : word);
-      if (termOf.size >= 200_000) termOf.clear();
-      termOf.set(word, term);
-      if (term) out.push(term);
-    }
-  }
-  return out;
-}
-
-/**
- * RM3 query expansion, shared by both engines: `first` are the best hits of a first pass (best
- * first, with scores) and `terms` their terms (context and text). Each row's term distribution,
- * weighted by its share of the scores, gives P(t | R); its `feedback.terms` best terms join the
- * original ones, which keep `feedback.originalWeight` of the weight.
- */
-export function expandedQuery(original: string[], first: { score: number }[], terms: string[][], feedback: Feedback): Map<string, number> {
-  const top = first[0]?.score ?? 0;
-  const total = first.reduce((sum, hit) => sum + Math.exp(hit.score - top), 0);
-  const model = new Map<string, number>();
-  terms.forEach((list, i) => {
-    const weight = Math.exp(first[i]!.score - top) / total / Math.max(list.length, 1);
-    for (const term of list) model.set(term, (model.get(term) ?? 0) + weight);
-  });
-  const expansion = [...model].sort((x, y) => y[1] - x[1]).slice(0, feedback.terms);
-  const expansionTotal = expansion.reduce((sum, [, w]) => sum + w, 0) || 1;
-  const weights = new Map<string, number>();
-  for (const term of original) weights.set(term, feedback.originalWeight / original.length);
-  for (const [term, w] of expansion) {
-    weights.set(term, (weights.get(term) ?? 0) + ((1 - feedback.originalWeight) * w) / expansionTotal);
-  }
-  return weights;
-}
 
 const CONTEXT_UNIT = 2 ** 16;
 

@@ -1,5 +1,6 @@
 import type { Filter } from '../../domain';
-import { DEFAULT_FEEDBACK, expandedQuery, type Feedback, keywordTerms } from '../keyword-index';
+import { keywordTerms } from '../../text/keyword-terms';
+import { DEFAULT_FEEDBACK, expandedQuery, type Feedback } from '../feedback';
 import { filterToSql } from './filter-sql';
 
 /**
@@ -12,7 +13,9 @@ const BM25_WEIGHTS = 'bm25(passages_fts, 1.0, 3.0, 0.0)';
 /**
  * A query term's weight is said to FTS5 by repeating it: bm25 sums over the query's phrases, so
  * a term given r times counts r times. The heaviest term is repeated this many times; a term
- * whose weight rounds to no repeat is left out.
+ * whose weight rounds to no repeat is left out. SciFact test, keyword nDCG@10 through `npm run
+ * start:cloud-local` (p50 at concurrency 1, top 100): no feedback 0.6939 (49.7 ms); feedback
+ * with 2 repeats at most 0.6891 (57.2 ms), with 6 0.7047 (79.6 ms).
  */
 const MAX_REPEATS = 6;
 

@@ -1,5 +1,5 @@
 import { AppError, type DocumentVersion, type IndexedChunk, type StoredPassage } from '../../domain';
-import { keywordTerms } from '../keyword-index';
+import { keywordTerms } from '../../text/keyword-terms';
 
 /** D1 statements per batch call, kept well below D1's limits on batch size and duration. */
 const WRITE_BATCH = 200;
