@@ -12,7 +12,7 @@ import { operationsRoutes } from './http/routes/operations';
 import { reindexRoutes } from './http/routes/reindex';
 import { retrievalRoutes } from './http/routes/retrieval';
 import { statusRoutes } from './http/routes/status';
-import { getServices } from './services';
+import { getServices } from './composition';
 
 /** Bodies of the JSON endpoints (queries, chats); uploads have their own, larger limit. */
 const JSON_BODY_LIMIT = 1024 * 1024;

@@ -1,4 +1,11 @@
-import type { Config } from './config';
+import { type Config, loadConfig } from './config';
+import type { IngestRequest } from './domain';
+import { createLogger } from './observability/log';
+import { AccessControl } from './security/access';
+import type { Services } from './services';
+import { ApiKeyStore } from './storage/api-keys';
+import { ChunkStore } from './storage/chunks';
+import { DocumentStore } from './storage/documents';
 import { AppError } from './domain/errors';
 import { LocalEmbedder } from './providers/local-embedder';
 import { LocalEngine } from './engines/local/engine';
@@ -154,4 +161,28 @@ function requireBinding<T>(binding: T | undefined, name: string, setting: string
     throw new AppError('misconfigured', `${setting} needs the ${name} binding, which this environment does not have (see wrangler.toml).`);
   }
   return binding;
+}
+
+const cache = new WeakMap<object, Services>();
+
+/** The services of an environment, built once per `env` object (an isolate keeps them). */
+export function getServices(env: Env): Services {
+  const cached = cache.get(env);
+  if (cached) return cached;
+  const config = loadConfig(env);
+  const keys = new ApiKeyStore(env.DB);
+  const services: Services = {
+    config,
+    log: createLogger(config.LOG_LEVEL),
+    db: env.DB,
+    documents: new DocumentStore(env.DB),
+    chunks: new ChunkStore(env.DB),
+    keys,
+    access: new AccessControl(config, env.RATE_LIMITER, keys),
+    originals: env.ORIGINALS,
+    queue: env.INGEST_QUEUE as Queue<IngestRequest>,
+    ...createProviders(env, config),
+  };
+  cache.set(env, services);
+  return services;
 }

@@ -3,7 +3,7 @@ import { app } from './app';
 import { loadConfig } from './config';
 import { consumeIngestBatch } from './ingestion/consumer';
 import { flushMetrics } from './observability/flush';
-import { getServices } from './services';
+import { getServices } from './composition';
 
 export { LocalVectorIndex } from './engines/local/vector-index';
 export { MetricsStore } from './observability/metrics-store';

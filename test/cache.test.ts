@@ -4,7 +4,8 @@ import { app } from '../src/app';
 import { embedQuery } from '../src/cache/embeddings';
 import { clearMemoryTiers } from '../src/cache/store';
 import type { EmbeddingProvider } from '../src/domain';
-import { getServices, type Services } from '../src/services';
+import { getServices } from '../src/composition';
+import { type Services } from '../src/services';
 import { waitUntilSettled } from './helpers';
 import { FakeVectorize } from '../fakes/vectorize';
 

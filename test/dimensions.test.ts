@@ -5,7 +5,8 @@ import { LocalEmbedder } from '../src/providers/local-embedder';
 import { localEngine } from './engines';
 import { localVectors } from './local-vectors';
 import { VectorizeIndex } from '../src/engines/cloudflare/vectorize';
-import { getServices, type Services } from '../src/services';
+import { getServices } from '../src/composition';
+import { type Services } from '../src/services';
 import { FakeVectorize } from '../fakes/vectorize';
 
 const unit = (dims: number) => Array.from({ length: dims }, (_, i) => (i === 0 ? 1 : 0));

@@ -2,7 +2,8 @@ import { env } from 'cloudflare:workers';
 import { expect, it } from 'vitest';
 import type { EmbeddingProvider } from '../src/domain';
 import { ingestDocuments } from '../src/ingestion/pipeline';
-import { getServices, type Services } from '../src/services';
+import { getServices } from '../src/composition';
+import { type Services } from '../src/services';
 
 it('indexes a batch of large documents in bounded groups, embedding at most maxBatchSize texts a call, every document complete', async () => {
   const base = getServices(env);

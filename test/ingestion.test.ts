@@ -9,7 +9,8 @@ import { ingestDocuments } from '../src/ingestion/pipeline';
 import type { DocumentType } from '../src/ingestion/types';
 import { LocalEmbedder } from '../src/providers/local-embedder';
 import type { EmbeddingProvider } from '../src/domain';
-import { getServices, type Services } from '../src/services';
+import { getServices } from '../src/composition';
+import { type Services } from '../src/services';
 import { api, query, sampleFile, uploadFiles, uploadText, waitUntilSettled } from './helpers';
 
 const services = getServices(env);

@@ -5,7 +5,8 @@ import { AppError, type EngineQuery, type IndexedChunk, parseFilter } from '../s
 import { LocalEngine } from '../src/engines/local/engine';
 import type { LocalVectorIndex } from '../src/engines/local/vector-index';
 import { consumeIngestBatch, MAX_ATTEMPTS } from '../src/ingestion/consumer';
-import { getServices, type Services } from '../src/services';
+import { getServices } from '../src/composition';
+import { type Services } from '../src/services';
 import { api, query, uploadText, waitUntilSettled } from './helpers';
 import { caught } from './support';
 

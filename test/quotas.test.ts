@@ -2,7 +2,7 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { app } from '../src/app';
 import { ingestDocuments } from '../src/ingestion/pipeline';
-import { getServices } from '../src/services';
+import { getServices } from '../src/composition';
 
 const namespace = () => `q${crypto.randomUUID().slice(0, 8)}`;
 

@@ -2,7 +2,7 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from 'clou
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import worker from '../src/index';
-import { getServices } from '../src/services';
+import { getServices } from '../src/composition';
 import { query, sampleFile, uploadText, waitUntilSettled } from './helpers';
 
 /** An R2 event notification body, in the documented format. */

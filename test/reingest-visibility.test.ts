@@ -2,7 +2,8 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import type { EmbeddingProvider, SearchEngine } from '../src/domain';
 import { ingestDocuments } from '../src/ingestion/pipeline';
-import { getServices, type Services } from '../src/services';
+import { getServices } from '../src/composition';
+import { type Services } from '../src/services';
 import { FakeVectorize } from '../fakes/vectorize';
 import { cloudflareEngine, localEngine } from './engines';
 

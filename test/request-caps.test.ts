@@ -1,7 +1,7 @@
 import { runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { ingestDocuments } from '../src/ingestion/pipeline';
-import { getServices } from '../src/services';
+import { getServices } from '../src/composition';
 import { describe, expect, it } from 'vitest';
 import { app } from '../src/app';
 import { REQUEST_LIMITS as L } from '../src/limits';

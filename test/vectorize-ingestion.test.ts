@@ -1,7 +1,8 @@
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { ingestDocuments } from '../src/ingestion/pipeline';
-import { getServices, type Services } from '../src/services';
+import { getServices } from '../src/composition';
+import { type Services } from '../src/services';
 import { FakeVectorize } from '../fakes/vectorize';
 import { cloudflareEngine } from './engines';
 

@@ -12,6 +12,12 @@ export type DocumentStatus = 'queued' | 'processing' | 'ready' | 'failed';
 export type MetadataValue = string | number | boolean;
 export type DocumentMetadata = Record<string, MetadataValue>;
 
+/** A queue message asking for a document to be (re)ingested from its original in R2. */
+export interface IngestRequest {
+  type: 'ingest';
+  documentId: string;
+}
+
 /** A chunk as ingestion produces it: its text, where it sits in its document, which model embeds it. */
 export interface ChunkRecord {
   /** Document id + hash of context and text (≤ 64 bytes, Vectorize's limit). */
