@@ -383,6 +383,15 @@ const ROUTES: Route[] = [
     verify: (body) => expect((body as { queued: number }).queued).toBeGreaterThan(0),
   },
   {
+    name: 'POST /v1/recover',
+    scope: 'admin',
+    tenancy: 'none',
+    success: 202,
+    request: () => ({ method: 'POST', path: '/v1/recover' }),
+    // An intact catalog: every original is known, nothing is restored.
+    verify: (body) => expect(body).toMatchObject({ restored: 0, cursor: null }),
+  },
+  {
     name: 'GET /metrics',
     scope: 'admin',
     tenancy: 'none',

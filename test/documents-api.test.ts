@@ -78,6 +78,7 @@ describe('one document', () => {
     for (const mode of MODES) expect(await documentIdsFor({ query: 'narwhal tusk salinity', namespace, mode }), mode).toEqual([doc.id]);
     const key = `originals/${namespace}/${doc.id}`;
     expect(await env.ORIGINALS.get(key)).not.toBeNull();
+    expect(await env.ORIGINALS.get(`${key}.json`)).not.toBeNull(); // its manifest, for recovery
 
     const deleted = await api(`/v1/documents/${doc.id}`, { method: 'DELETE' });
     expect(deleted.status).toBe(200);
@@ -86,6 +87,7 @@ describe('one document', () => {
     expect((await list({ namespace })).documents).toEqual([]);
     for (const mode of MODES) expect(await query({ query: 'narwhal tusk salinity', namespace, mode }), mode).toEqual([]);
     expect(await env.ORIGINALS.get(key)).toBeNull();
+    expect(await env.ORIGINALS.get(`${key}.json`)).toBeNull();
     expect((await api(`/v1/documents/${doc.id}`, { method: 'DELETE' })).status).toBe(404);
   });
 

@@ -49,6 +49,10 @@ export interface DocumentView {
   error: string | null;
   chunkCount: number;
   title: string;
+  namespace: string;
+  filename: string | null;
+  type: string;
+  metadata: Record<string, unknown>;
 }
 
 /** Polls a document until ingestion settles (ready or failed), through the real queue. */

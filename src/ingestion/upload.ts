@@ -8,6 +8,7 @@ import { detectType } from './detect';
 import { sendIngestMessages } from './messages';
 import { checkUploadQuotas } from './quotas';
 import { API_UPLOAD_PREFIX } from './r2-events';
+import { writeManifest } from './recovery';
 
 export interface UploadFile {
   bytes: Uint8Array;
@@ -73,11 +74,13 @@ export async function acceptUploads(
     bytes: [...fresh.values()].reduce((sum, item) => sum + (existing.has(item.document.id) ? 0 : item.document.size), 0),
   });
   await Promise.all(
-    [...fresh.values()].map(({ document, bytes }) =>
+    [...fresh.values()].flatMap(({ document, bytes }) => [
       services.originals.put(document.r2Key, bytes, {
         customMetadata: { documentId: document.id, filename: document.filename ?? '', namespace: document.namespace },
       }),
-    ),
+      // What recovery needs to restore the row from R2 alone (recovery.ts).
+      writeManifest(services, document),
+    ]),
   );
   await services.documents.enqueue([...fresh.values()].map((item) => item.document));
   await sendIngestMessages(services.queue, [...fresh.keys()]);

@@ -3,6 +3,8 @@ import { z } from 'zod';
 import { AppError } from '../../domain/errors';
 import { sendIngestMessages } from '../../ingestion/messages';
 import { removeFromIndexes } from '../../ingestion/pipeline';
+import { API_UPLOAD_PREFIX } from '../../ingestion/r2-events';
+import { manifestKey } from '../../ingestion/recovery';
 import { acceptUploads, type UploadFile } from '../../ingestion/upload';
 import type { AppEnv } from '../app-env';
 import { limitBody } from '../body-limit';
@@ -119,7 +121,7 @@ documentRoutes.delete('/:id', guard('write'), async (c) => {
   // document that is still listed and can be deleted again, never an orphan.
   await removeFromIndexes(services, document);
   await services.documents.delete(document.id);
-  await services.originals.delete(document.r2Key);
+  await services.originals.delete(document.r2Key.startsWith(API_UPLOAD_PREFIX) ? [document.r2Key, manifestKey(document.r2Key)] : document.r2Key);
   return c.json({ id: document.id, deleted: true });
 });
 

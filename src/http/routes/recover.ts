@@ -1,0 +1,18 @@
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { recoverPage } from '../../ingestion/recovery';
+import type { AppEnv } from '../app-env';
+import { guard } from '../guard';
+import { validate } from '../validation';
+
+export const recoverRoutes = new Hono<AppEnv>();
+
+/**
+ * Rebuilds the catalog from R2 (admin): restores the rows of one page of the bucket that the
+ * catalog lacks and queues their ingestion. Call again with the returned `cursor` until it is
+ * null (`node scripts/recover.mjs` does). An intact catalog is left as it is.
+ */
+recoverRoutes.post('/', guard('admin'), async (c) => {
+  const { cursor } = validate(z.object({ cursor: z.string().min(1).max(1024).optional() }), c.req.query());
+  return c.json(await recoverPage(c.var.services, cursor), 202);
+});
