@@ -280,6 +280,14 @@ const ROUTES: Route[] = [
     verify: (body) => expect((body as ChatCompletion).choices[0]?.message.content).toContain(SECRET),
   },
   {
+    name: 'GET /v1/models',
+    scope: 'read',
+    tenancy: 'none',
+    success: 200,
+    request: () => ({ method: 'GET', path: '/v1/models' }),
+    verify: (body) => expect((body as { data: { id: string }[] }).data.map((m) => m.id)).toEqual(['extractive']),
+  },
+  {
     name: 'GET /v1/documents',
     scope: 'read',
     tenancy: 'named',

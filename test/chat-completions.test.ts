@@ -9,7 +9,7 @@ describe('POST /v1/chat/completions (OpenAI format)', () => {
     const doc = await uploadText({ text: 'Sourdough rises because wild yeast ferments the flour.', title: 'Bread', namespace: NAMESPACE });
     await waitUntilSettled(doc.id);
     const response = await postJson('/v1/chat/completions', {
-      model: 'anything',
+      model: 'extractive',
       namespace: NAMESPACE,
       messages: [
         { role: 'system', content: 'Be brief.' },

@@ -468,7 +468,9 @@ describe('OpenAI-style chat content', () => {
   });
 
   it(`takes a model name and part types of at most ${L.maxLabelChars} characters`, async () => {
-    await expectAccepted(await completion('hi', { model: 'm'.repeat(L.maxLabelChars) }));
+    // At the cap, the name is read (and is no model this engine has: 404); over it, refused unread.
+    await expectRefused(await completion('hi', { model: 'm'.repeat(L.maxLabelChars) }), 'does not exist here', 404, 'not_found');
+    await expectAccepted(await completion('hi', { model: 'extractive' }));
     await expectRefused(await completion('hi', { model: 'm'.repeat(L.maxLabelChars + 1) }), `model: at most ${L.maxLabelChars} characters`);
     await expectRefused(await completion([{ type: 't'.repeat(L.maxLabelChars + 1), text: 'hi' }]), `messages.0.content.0.type: at most ${L.maxLabelChars} characters`);
   });

@@ -50,8 +50,18 @@ export interface CompletionModel {
   readonly contextWindow: number;
   /** Longest answer in tokens. */
   readonly maxTokens: number;
-  /** Yields the completion of `messages` in pieces; joined, they are the whole answer. */
-  complete(messages: ChatMessage[]): AsyncIterable<string>;
+  /**
+   * Yields the completion of `messages` in pieces; joined, they are the whole answer. `options`
+   * override the configured temperature and answer length for this call (`maxTokens` at most
+   * the model's `maxTokens`, which the prompt was fitted for).
+   */
+  complete(messages: ChatMessage[], options?: CompletionOptions): AsyncIterable<string>;
+}
+
+/** A request's own sampling settings (OpenAI's `temperature`, `max_tokens`). */
+export interface CompletionOptions {
+  temperature?: number;
+  maxTokens?: number;
 }
 
 /**

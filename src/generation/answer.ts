@@ -1,4 +1,5 @@
-import type { ChatMessage, ChatModel, ChatRequest, ContextPassage } from '../domain';
+import type { ChatMessage, ChatModel, ChatRequest, CompletionOptions, ContextPassage } from '../domain';
+import { countTokens, truncateToTokens } from '../text/tokens';
 import type { Passage, SearchRequest } from '../retrieval/search';
 import { search } from '../retrieval/search';
 import type { Services } from '../services';
@@ -21,6 +22,15 @@ export interface AnswerStream {
   passages: Passage[];
   /** The answer in pieces as the answerer produces them, filtered by guardAnswer. */
   pieces: AsyncIterable<string>;
+  /** Once `pieces` is read to its end: why it ended, and estimated tokens (text/tokens.ts). */
+  outcome(): AnswerOutcome;
+}
+
+export interface AnswerOutcome {
+  /** `length`: cut at the request's `maxTokens`. */
+  finish: 'stop' | 'length';
+  promptTokens: number;
+  completionTokens: number;
 }
 
 /** Retrieves passages for the last user message and starts the answer from them (generateAnswer). */
@@ -28,6 +38,7 @@ export async function startAnswer(
   services: Services,
   messages: ChatMessage[],
   retrieval: Omit<SearchRequest, 'query'>,
+  sampling: CompletionOptions = {},
 ): Promise<AnswerStream> {
   const lastUser = messages.findLastIndex((m) => m.role === 'user');
   const question = messages[lastUser]?.content ?? '';
@@ -38,7 +49,13 @@ export async function startAnswer(
     history: messages.filter((m, i) => i < lastUser || (i > lastUser && m.role === 'system')),
     passages: passages.map((p) => ({ text: p.text, title: p.title })),
   };
-  return { passages, pieces: generateAnswer(services.chat, request, services.config.ANSWER_LINKS) };
+  const { pieces, given, prompt } = draft(services.chat, request, sampling);
+  const answer = bounded(guardAnswer(pieces, given, services.config.ANSWER_LINKS), sampling.maxTokens);
+  return {
+    passages,
+    pieces: answer.pieces,
+    outcome: () => ({ finish: answer.cut() ? 'length' : 'stop', promptTokens: countTokens(prompt), completionTokens: countTokens(answer.text()) }),
+  };
 }
 
 /**
@@ -50,17 +67,45 @@ export async function startAnswer(
  * Whoever answered, the pieces are filtered (answer-guard.ts): citations of passages the answerer
  * was not given go and, per `links`, links and images are neutralised.
  */
-export function generateAnswer(chat: ChatModel, request: ChatRequest, links: AnswerLinks): AsyncIterable<string> {
-  const { pieces, given } = draft(chat, request);
-  return guardAnswer(pieces, given, links);
+export function generateAnswer(chat: ChatModel, request: ChatRequest, links: AnswerLinks, sampling: CompletionOptions = {}): AsyncIterable<string> {
+  const { pieces, given } = draft(chat, request, sampling);
+  return bounded(guardAnswer(pieces, given, links), sampling.maxTokens).pieces;
 }
 
-function draft(chat: ChatModel, request: ChatRequest): { pieces: AsyncIterable<string>; given: ContextPassage[] } {
-  if (request.passages.length === 0) return { pieces: once(NO_ANSWER), given: [] };
-  if (!('complete' in chat)) return { pieces: EXTRACTIVE.stream(request), given: request.passages }; // NoChatModel
+/** The answerer's pieces, the passages it was given, and the text it read (for usage). */
+function draft(chat: ChatModel, request: ChatRequest, sampling: CompletionOptions): { pieces: AsyncIterable<string>; given: ContextPassage[]; prompt: string } {
+  const question = [...request.history.map((m) => m.content), request.question].join('\n');
+  if (request.passages.length === 0) return { pieces: once(NO_ANSWER), given: [], prompt: question };
+  if (!('complete' in chat)) {
+    // NoChatModel: the extractive answerer reads the question and the passages.
+    return { pieces: EXTRACTIVE.stream(request), given: request.passages, prompt: [question, ...request.passages.map((p) => p.text)].join('\n') };
+  }
   // Fitted before the call, so a misconfigured window fails the request, not the stream.
   const prompt = fitPrompt(request, chat);
-  return { pieces: chat.complete(prompt.messages), given: prompt.passages };
+  return { pieces: chat.complete(prompt.messages, sampling), given: prompt.passages, prompt: prompt.messages.map((m) => m.content).join('\n') };
+}
+
+/**
+ * The answer cut at `maxTokens` estimated tokens, whoever answered (a model also stops there
+ * itself; the extractive answerer does not know the limit), with what was emitted.
+ */
+function bounded(pieces: AsyncIterable<string>, maxTokens: number | undefined) {
+  let text = '';
+  let cut = false;
+  async function* read(): AsyncIterable<string> {
+    for await (const piece of pieces) {
+      if (maxTokens !== undefined && countTokens(text + piece) > maxTokens) {
+        const kept = truncateToTokens(text + piece, maxTokens).slice(text.length);
+        cut = true;
+        if (kept) yield kept;
+        text += kept;
+        return;
+      }
+      text += piece;
+      yield piece;
+    }
+  }
+  return { pieces: read(), text: () => text, cut: () => cut };
 }
 
 const EXTRACTIVE = new ExtractiveAnswerer();

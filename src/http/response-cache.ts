@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import type { AppEnv } from './app-env';
 import { metrics } from '../observability/metrics';
-import type { ChatMessage, MetadataFilter, SearchMode } from '../domain';
+import type { ChatMessage, CompletionOptions, MetadataFilter, SearchMode } from '../domain';
 import type { Services } from '../services';
 import { sha256Hex } from '../text/hash';
 import { cacheApiGet, cacheApiPut, MemoryLru } from '../cache/store';
@@ -17,10 +17,12 @@ export interface CacheableRequest {
   query?: string;
   /** The chat routes' messages (a /v1/chat `query` as one user message). */
   messages?: ChatMessage[];
+  /** A chat completion's own temperature and answer length. */
+  sampling?: CompletionOptions;
 }
 
 /** Changes when the shape of what is cached changes, so a deploy never reads an older shape. */
-const FORMAT = 1;
+const FORMAT = 2;
 
 /** Answers are JSON text; ~2 bytes a character. */
 const memory = new MemoryLru<string>(1_000, 32 * 2 ** 20);
@@ -90,6 +92,7 @@ export function normalise(request: CacheableRequest): unknown[] {
     request.filter === undefined ? null : canonical(request.filter),
     request.query === undefined ? null : normaliseText(request.query),
     request.messages?.map((m) => [m.role, normaliseText(m.content)]) ?? null,
+    request.sampling ? [request.sampling.temperature ?? null, request.sampling.maxTokens ?? null] : null,
   ];
 }
 

@@ -1,7 +1,7 @@
 import { AppError } from '../domain/errors';
 import { type ResilienceOptions, resilientCall, retryAfterSeconds } from './resilience';
 import { serverSentEvents } from './sse';
-import type { ChatMessage, CompletionModel, EmbeddingProvider } from '../domain';
+import type { ChatMessage, CompletionModel, CompletionOptions, EmbeddingProvider } from '../domain';
 
 export interface OpenAIOptions {
   /** Sent only in the Authorization header; never in a message or log line. */
@@ -151,8 +151,9 @@ export class OpenAIChatModel implements CompletionModel {
     this.#client = new OpenAIClient(options, 'OpenAI chat');
   }
 
-  async *complete(messages: ChatMessage[]): AsyncIterable<string> {
-    const body = { model: this.model, messages, stream: true, temperature: this.#temperature, max_tokens: this.maxTokens };
+  async *complete(messages: ChatMessage[], options: CompletionOptions = {}): AsyncIterable<string> {
+    const maxTokens = Math.min(options.maxTokens ?? this.maxTokens, this.maxTokens);
+    const body = { model: this.model, messages, stream: true, temperature: options.temperature ?? this.#temperature, max_tokens: maxTokens };
     const label = this.#client.label;
     // Retries cover the wait for the headers only: once pieces are out, a retry would repeat them.
     const response = await this.#client.call((signal) => this.#client.post('/chat/completions', body, signal));

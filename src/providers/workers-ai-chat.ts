@@ -1,7 +1,7 @@
 import { AppError } from '../domain/errors';
 import { type ResilienceOptions, resilientCall } from './resilience';
 import { serverSentEvents } from './sse';
-import type { ChatMessage, CompletionModel } from '../domain';
+import type { ChatMessage, CompletionModel, CompletionOptions } from '../domain';
 import { type AiRunner, toAppError, WORKERS_AI_DEFAULT_RESILIENCE } from './workers-ai-errors';
 
 /**
@@ -55,8 +55,9 @@ export class WorkersAIChatModel implements CompletionModel {
     this.#label = `Workers AI chat (${this.model})`;
   }
 
-  async *complete(messages: ChatMessage[]): AsyncIterable<string> {
-    const inputs = { messages, stream: true, max_tokens: this.maxTokens, temperature: this.#temperature };
+  async *complete(messages: ChatMessage[], options: CompletionOptions = {}): AsyncIterable<string> {
+    const maxTokens = Math.min(options.maxTokens ?? this.maxTokens, this.maxTokens);
+    const inputs = { messages, stream: true, max_tokens: maxTokens, temperature: options.temperature ?? this.#temperature };
     // Retries cover the wait for the stream only: once pieces are out, a retry would repeat them.
     const body = await resilientCall(
       `workers-ai chat ${this.model}`,
