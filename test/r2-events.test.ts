@@ -79,3 +79,34 @@ describe('objects put straight into the bucket (R2 event notifications)', () => 
     expect(await getServices(env).documents.get(uploaded.id)).toMatchObject({ status: 'ready' });
   });
 });
+
+describe('the custom metadata of objects put into the bucket', () => {
+  it('becomes the document’s metadata, filterable like metadata given to the API', async () => {
+    const key = 'inbox/harbour.txt';
+    const text = 'The harbour master logs every tide and every ship that enters the harbour.';
+    // R2's customMetadata; through the S3 API, the x-amz-meta-team header lands here too.
+    await env.ORIGINALS.put(key, text, { customMetadata: { team: 'legal', year: '2024' } });
+    await deliver(r2Event('PutObject', key, text.length));
+    const document = await documentForKey(key);
+    expect(document).toMatchObject({ status: 'ready', metadata: { team: 'legal', year: '2024' } });
+    expect((await query({ query: 'harbour master tide', filter: { team: 'legal' } }))[0]?.documentId).toBe(document?.id);
+    expect(await query({ query: 'harbour master tide', filter: { team: 'sales' } })).toEqual([]);
+    expect((await query({ query: 'harbour master tide', filter: { year: '2024' } }))[0]?.documentId).toBe(document?.id);
+
+    // Changed metadata, same bytes: the document follows it.
+    await env.ORIGINALS.put(key, text, { customMetadata: { team: 'sales' } });
+    await deliver(r2Event('PutObject', key, text.length));
+    expect(await documentForKey(key)).toMatchObject({ status: 'ready', metadata: { team: 'sales' } });
+    expect(await query({ query: 'harbour master tide', filter: { team: 'legal' } })).toEqual([]);
+    expect((await query({ query: 'harbour master tide', filter: { team: 'sales' } }))[0]?.documentId).toBe(document?.id);
+  });
+
+  it('fails the document, naming the problem, when its metadata breaks the API’s rules', async () => {
+    const key = 'inbox/odd.txt';
+    await env.ORIGINALS.put(key, 'Some text.', { customMetadata: { 'bad.key': 'x', documentId: 'mine' } });
+    await deliver(r2Event('PutObject', key, 10));
+    const document = await documentForKey(key);
+    expect(document).toMatchObject({ status: 'failed', metadata: {} });
+    expect(document?.error).toMatch(/custom metadata of "odd.txt" cannot be used.*"bad\.key".*letters, digits.*"documentId" is reserved/);
+  });
+});

@@ -6,6 +6,18 @@ import { REQUEST_LIMITS as L } from '../limits';
 import type { DocumentMetadata, MetadataFilter, MetadataValue, SearchEngine } from '../domain';
 import type { SearchRequest } from '../retrieval/search';
 import type { Principal } from '../security/principal';
+import {
+  atMost,
+  clip,
+  fieldNameProblem,
+  isObject,
+  LONE_SURROGATE,
+  metadataProblems,
+  NOT_UNICODE,
+  type Problem,
+  utf8Bytes,
+  valueProblem,
+} from '../ingestion/metadata-rules';
 import { namespaceFor } from './tenancy';
 
 /**
@@ -56,20 +68,11 @@ function describeIssues(issues: readonly z.core.$ZodIssue[], base: PropertyKey[]
   });
 }
 
-/** A client's text quoted in a message, cut so the answer stays small. */
-const clip = (text: string, max = 64) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
-const utf8Bytes = (text: string) => new TextEncoder().encode(text).length;
-/** How every cap reads in an answer: "title: at most 512 characters". */
-export const atMost = (n: number, what = 'characters') => `at most ${n} ${what}`;
-
 /** C0 controls (NUL, ESC…), DEL and C1 controls. Titles turn whitespace controls into spaces first. */
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 /** Bidirectional embeddings, overrides and isolates: they make a file name display as another. */
 const BIDI_CONTROL = /[\u202a-\u202e\u2066-\u2069]/;
 const NO_CONTROL = 'control characters (such as NUL or ESC) are not allowed';
-/** Half a UTF-16 surrogate pair: not text, and D1 stores it as "\ufffd\ufffd\ufffd". */
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-const NOT_UNICODE = 'not well-formed Unicode (a lone surrogate)';
 
 /**
  * A document title: one line. Line breaks, tabs and runs of spaces become one space rather than
@@ -104,7 +107,6 @@ export const Namespace = z
   .regex(new RegExp(`^[A-Za-z0-9_-]{1,${L.maxNamespaceChars}}$`), `a namespace is 1-${L.maxNamespaceChars} letters, digits, _ or -`);
 
 /** One problem in a hand-checked value; `path` is relative to the value. */
-type Problem = { path: (string | number)[]; message: string };
 
 /** A schema that checks a value with `problems` and passes it through as `T`. */
 function checked<T>(problems: (value: unknown) => Problem[]) {
@@ -116,50 +118,9 @@ function checked<T>(problems: (value: unknown) => Problem[]) {
     .transform((value) => value as T);
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/**
- * What is wrong with a metadata key or filter field, or null. Vectorize refuses keys that are
- * empty, contain "." or '"' or start with "$", so the engine allows only letters, digits, _ and -
- * in both engines. `__proto__` is refused: zod drops it silently (a filter on it would match all).
- */
-function fieldNameProblem(name: string): string | null {
-  const quoted = JSON.stringify(clip(name));
-  if (name.length > L.maxFieldNameChars) return `field name ${quoted}: ${atMost(L.maxFieldNameChars)}`;
-  if (!/^[A-Za-z_][A-Za-z0-9_-]*$/.test(name)) {
-    return `field name ${quoted}: letters, digits, _ and - only, starting with a letter or _ ("." and "$" are not allowed)`;
-  }
-  if (name === '__proto__') return `field name ${quoted} is not allowed`;
-  return null;
-}
-
-/**
- * What is wrong with a metadata or filter value, or null: a string (within `tooLong`'s size
- * and well-formed), a finite number or a boolean.
- */
-function valueProblem(value: unknown, tooLong: (text: string) => string | null): string | null {
-  if (typeof value === 'string') return tooLong(value) ?? (LONE_SURROGATE.test(value) ? NOT_UNICODE : null);
-  return typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value)) ? null : 'must be a string, a finite number or a boolean';
-}
 
 /** Filterable document metadata: it travels with every vector, ≤ 10 KiB in Vectorize. */
-export const Metadata = checked<DocumentMetadata>((value) => {
-  if (!isObject(value)) return [{ path: [], message: 'must be an object of "field": string, number or boolean' }];
-  const keys = Object.keys(value);
-  if (keys.length > L.maxMetadataFields) return [{ path: [], message: atMost(L.maxMetadataFields, 'fields') }];
-  const problems: Problem[] = [];
-  for (const key of keys) {
-    const name = fieldNameProblem(key);
-    if (name) problems.push({ path: [], message: name });
-    else if (key === 'documentId') problems.push({ path: [], message: '"documentId" is reserved' });
-    const problem = valueProblem(value[key], (text) => (text.length > L.maxMetadataValueChars ? atMost(L.maxMetadataValueChars) : null));
-    if (problem) problems.push({ path: [clip(key)], message: problem });
-  }
-  if (problems.length === 0 && utf8Bytes(JSON.stringify(value)) > L.maxMetadataBytes) {
-    problems.push({ path: [], message: `${atMost(L.maxMetadataBytes, 'bytes')} as JSON (Vectorize keeps 10 KiB per vector)` });
-  }
-  return problems;
-});
+export const Metadata = checked<DocumentMetadata>(metadataProblems);
 
 const FILTER_OPERATORS = '$eq, $ne, $in or $nin';
 

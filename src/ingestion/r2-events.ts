@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Services } from '../services';
 import { sha256Hex } from '../text/hash';
 import { detectType } from './detect';
+import { metadataProblems } from './metadata-rules';
 import { removeFromIndexes } from './pipeline';
 
 /**
@@ -49,17 +50,23 @@ export async function applyR2Event(services: Services, event: R2EventMessage): P
   const body = object.size > limit ? null : await services.originals.get(key);
   const type = body ? detectType(new Uint8Array(await body.arrayBuffer()), filename) : null;
   const id = await documentIdForKey(namespace, key);
+  // The object's custom metadata (R2's customMetadata, S3's x-amz-meta-* headers) is the
+  // document's metadata, under the API's rules; values are text, as S3 and R2 keep them.
+  const metadata = object.customMetadata ?? {};
+  const problems = metadataProblems(metadata).map((p) => (p.path.length ? `${p.path.join('.')}: ${p.message}` : p.message));
   await services.documents.enqueue([
     // A document that cannot be read still gets a row (with a nominal type, never parsed),
     // so the reason shows in the API.
-    { id, namespace, title: filename, filename, type: type ?? 'txt', size: object.size, r2Key: key, metadata: {} },
+    { id, namespace, title: filename, filename, type: type ?? 'txt', size: object.size, r2Key: key, metadata: problems.length ? {} : metadata },
   ]);
-  if (type) return id;
+  if (type && problems.length === 0) return id;
   await services.documents.markFailed(
     id,
-    body
-      ? `"${filename}" is not a supported document: put text, Markdown, PDF or DOCX files in the bucket.`
-      : `"${filename}" is larger than MAX_UPLOAD_BYTES (${limit} bytes).`,
+    problems.length
+      ? `The custom metadata of "${filename}" cannot be used (${problems.slice(0, 3).join('; ')}): fix it and put the object again.`
+      : body
+        ? `"${filename}" is not a supported document: put text, Markdown, PDF or DOCX files in the bucket.`
+        : `"${filename}" is larger than MAX_UPLOAD_BYTES (${limit} bytes).`,
   );
   return null;
 }

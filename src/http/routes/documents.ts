@@ -6,13 +6,14 @@ import { removeFromIndexes } from '../../ingestion/pipeline';
 import { API_UPLOAD_PREFIX } from '../../ingestion/r2-events';
 import { manifestKey } from '../../ingestion/recovery';
 import { acceptUploads, type UploadFile } from '../../ingestion/upload';
+import { atMost } from '../../ingestion/metadata-rules';
 import type { AppEnv } from '../app-env';
 import { limitBody } from '../body-limit';
 import { chargeMore, guard, ROUTE_COST } from '../guard';
 import { presentDocument } from '../present';
 import { listingNamespace, namespaceFor, visibleDocument } from '../tenancy';
 import { REQUEST_LIMITS as L } from '../../limits';
-import { atMost, Filename, Metadata, Namespace, readJson, Title, validate } from '../validation';
+import { Filename, Metadata, Namespace, readJson, Title, validate } from '../validation';
 
 const TextDocument = z.object({
   text: z.string().refine((t) => t.trim().length > 0, 'text must not be empty'),

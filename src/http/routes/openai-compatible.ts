@@ -5,12 +5,13 @@ import { cachedAnswer } from '../response-cache';
 import { AppError } from '../../domain/errors';
 import { type AnswerOutcome, citationsOf, startAnswer } from '../../generation/answer';
 import type { ChatMessage } from '../../domain';
+import { atMost } from '../../ingestion/metadata-rules';
 import type { AppEnv } from '../app-env';
 import { JSON_BODY_LIMIT, limitBody } from '../body-limit';
 import { openAIError } from '../errors';
 import { guard, ROUTE_COST } from '../guard';
 import { REQUEST_LIMITS as L } from '../../limits';
-import { atMost, chatWithinTotal, readJson, Retrieval, retrievalOptions } from '../validation';
+import { chatWithinTotal, readJson, Retrieval, retrievalOptions } from '../validation';
 
 /** A message's text length: a string's, or its parts' together. */
 const contentChars = (content: string | { text?: string }[] | null) =>

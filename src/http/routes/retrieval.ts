@@ -4,11 +4,12 @@ import { z } from 'zod';
 import { cachedAnswer } from '../response-cache';
 import { citationsOf, startAnswer } from '../../generation/answer';
 import { search } from '../../retrieval/search';
+import { atMost } from '../../ingestion/metadata-rules';
 import type { AppEnv } from '../app-env';
 import { guard, ROUTE_COST } from '../guard';
 import { presentPassage } from '../present';
 import { REQUEST_LIMITS as L } from '../../limits';
-import { atMost, chatWithinTotal, QueryText, readJson, Retrieval, retrievalOptions } from '../validation';
+import { chatWithinTotal, QueryText, readJson, Retrieval, retrievalOptions } from '../validation';
 
 const QueryBody = z.object({ query: QueryText, ...Retrieval });
 
