@@ -5,6 +5,7 @@ import { search } from '../retrieval/search';
 import type { Services } from '../services';
 import { type AnswerLinks, guardAnswer } from './answer-guard';
 import { fitPrompt } from './context-window';
+import { standaloneQuery } from './follow-up';
 import { ExtractiveAnswerer } from './extractive-answerer';
 import { NO_ANSWER } from './prompt';
 
@@ -20,6 +21,8 @@ export interface Citation {
 
 export interface AnswerStream {
   passages: Passage[];
+  /** What the passages were searched by: the question, made standalone when it follows others. */
+  searchQuery: string;
   /** The answer in pieces as the answerer produces them, filtered by guardAnswer. */
   pieces: AsyncIterable<string>;
   /** Once `pieces` is read to its end: why it ended, and estimated tokens (text/tokens.ts). */
@@ -42,7 +45,9 @@ export async function startAnswer(
 ): Promise<AnswerStream> {
   const lastUser = messages.findLastIndex((m) => m.role === 'user');
   const question = messages[lastUser]?.content ?? '';
-  const passages = await search(services, { ...retrieval, query: question });
+  // A follow-up is searched made standalone (follow-up.ts); the model still reads the question as asked.
+  const searchQuery = await standaloneQuery(services.chat, messages);
+  const passages = await search(services, { ...retrieval, query: searchQuery });
   const request: ChatRequest = {
     question,
     // Earlier turns; a client's system message sent after the question still instructs.
@@ -53,6 +58,7 @@ export async function startAnswer(
   const answer = bounded(guardAnswer(pieces, given, services.config.ANSWER_LINKS), sampling.maxTokens);
   return {
     passages,
+    searchQuery,
     pieces: answer.pieces,
     outcome: () => ({ finish: answer.cut() ? 'length' : 'stop', promptTokens: countTokens(prompt), completionTokens: countTokens(answer.text()) }),
   };

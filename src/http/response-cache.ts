@@ -22,7 +22,7 @@ export interface CacheableRequest {
 }
 
 /** Changes when the shape of what is cached changes, so a deploy never reads an older shape. */
-const FORMAT = 2;
+const FORMAT = 3;
 
 /** Answers are JSON text; ~2 bytes a character. */
 const memory = new MemoryLru<string>(1_000, 32 * 2 ** 20);

@@ -47,10 +47,10 @@ retrievalRoutes.post('/chat', guard('read', { cost: ROUTE_COST.chat }), async (c
   if (!body.stream) {
     return c.json(
       await cachedAnswer(c, { route: 'chat', ...options, messages }, async () => {
-        const { passages, pieces } = await startAnswer(services, messages, options);
+        const { passages, pieces, searchQuery } = await startAnswer(services, messages, options);
         let answer = '';
         for await (const piece of pieces) answer += piece;
-        return { answer, citations: citationsOf(answer, passages), passages: passages.map(presentPassage) };
+        return { answer, citations: citationsOf(answer, passages), passages: passages.map(presentPassage), searchQuery };
       }),
     );
   }
