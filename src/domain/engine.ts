@@ -1,4 +1,4 @@
-import type { DocumentMetadata, ScoredPassage } from './documents';
+import type { DocumentMetadata, ScoredPassage, StoredPassage } from './documents';
 import type { Filter } from './filter';
 
 /**
@@ -38,6 +38,8 @@ export interface SearchEngine {
   /** Removes a document: every chunk, staged or searchable. Removing what is absent is no error. */
   remove(namespace: string, documentId: string): Promise<void>;
   search(query: EngineQuery): Promise<ScoredPassage[]>;
+  /** A document's searchable passages in document order, at most `limit`, after `from` passages. */
+  documentPassages(namespace: string, documentId: string, page: { from: number; limit: number }): Promise<StoredPassage[]>;
   /** What a namespace holds, for /status and /metrics. */
   count(namespace: string): Promise<EngineCounts>;
   /**

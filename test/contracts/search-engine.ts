@@ -590,6 +590,25 @@ export function searchEngineContract(name: string, make: () => Promise<SearchEng
       });
     });
 
+    describe('a document\'s passages', () => {
+      it('lists its live passages in document order, a page at a time, and nothing staged or of another document', async () => {
+        const { engine, ns, doc, chunk, index } = await setup();
+        const namespace = ns('passages');
+        const documentId = doc('log');
+        // Staged out of order: the list follows `position`.
+        const chunks = [2, 0, 3, 1].map((i) => chunk(documentId, `log${i}`, `Logbook entry ${i}: the keeper lit the lamp.`, { position: i, page: i + 1 }));
+        await index(namespace, { [documentId]: chunks, [doc('other')]: [chunk(doc('other'), 'other', 'Another document.')] });
+        const all = await engine.documentPassages(namespace, documentId, { from: 0, limit: 10 });
+        expect(all.map((p) => p.position)).toEqual([0, 1, 2, 3]);
+        expect(all[1]).toEqual(passageOf(chunks[3]!));
+        expect((await engine.documentPassages(namespace, documentId, { from: 1, limit: 2 })).map((p) => p.position)).toEqual([1, 2]);
+        // A new version, staged only: the list is still the live one.
+        await engine.stage(namespace, [chunk(documentId, 'log9', 'Logbook entry 9, not yet live.', { position: 0 })]);
+        expect((await engine.documentPassages(namespace, documentId, { from: 0, limit: 10 })).map((p) => p.id)).toEqual(all.map((p) => p.id));
+        expect(await engine.documentPassages(ns('elsewhere'), documentId, { from: 0, limit: 10 })).toEqual([]);
+      });
+    });
+
     describe('count', () => {
       it("counts the namespace's live passages, and its stored vectors staged ones included", async () => {
         const { engine, settle, ns, doc, chunk, index } = await setup();

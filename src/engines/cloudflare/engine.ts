@@ -1,4 +1,4 @@
-import { AppError, type DocumentVersion, type EngineCounts, type EngineQuery, type IndexedChunk, type ScoredPassage, type SearchEngine, type VectorWrite } from '../../domain';
+import { AppError, type DocumentVersion, type EngineCounts, type EngineQuery, type IndexedChunk, type ScoredPassage, type SearchEngine, type StoredPassage, type VectorWrite } from '../../domain';
 import { fuse } from '../fusion';
 import type { KeywordSearch } from './keyword-search';
 import type { PassageTable } from './passages';
@@ -106,6 +106,10 @@ export class CloudflareEngine implements SearchEngine {
     if (hits.length <= n) return hits;
     const live = await this.passages.live(hits.map((hit) => hit.id));
     return hits.filter((hit) => live.has(hit.id)).slice(0, n);
+  }
+
+  documentPassages(namespace: string, documentId: string, { from, limit }: { from: number; limit: number }): Promise<StoredPassage[]> {
+    return this.passages.ofDocument(namespace, documentId, from, limit);
   }
 
   async count(namespace: string): Promise<EngineCounts> {

@@ -16,6 +16,18 @@ interface PassageRow {
   headings: string | null;
 }
 
+function fromRow(row: PassageRow): StoredPassage {
+  return {
+    id: row.id,
+    documentId: row.document_id,
+    title: row.title,
+    text: row.text,
+    position: row.position,
+    page: row.page,
+    headings: row.headings ? (JSON.parse(row.headings) as string[]) : null,
+  };
+}
+
 /**
  * The Cloudflare engine's passages in D1 (migration 0007): staged, then live by document
  * version. The keyword index (passages_fts) follows the live rows through triggers.
@@ -124,6 +136,18 @@ export class PassageTable {
     return new Set(results.map((row) => row.id));
   }
 
+  /** A document's live passages in document order. */
+  async ofDocument(namespace: string, documentId: string, from: number, limit: number): Promise<StoredPassage[]> {
+    const { results } = await this.db
+      .prepare(
+        `SELECT id, document_id, title, text, position, page, headings FROM passages
+         WHERE namespace = ? AND document_id = ? AND live = 1 ORDER BY position LIMIT ? OFFSET ?`,
+      )
+      .bind(namespace, documentId, limit, from)
+      .all<PassageRow>();
+    return results.map(fromRow);
+  }
+
   /** Live passages of the given ids, by id. */
   async read(ids: string[]): Promise<Map<string, StoredPassage>> {
     if (ids.length === 0) return new Map();
@@ -134,20 +158,7 @@ export class PassageTable {
       )
       .bind(JSON.stringify(ids))
       .all<PassageRow>();
-    return new Map(
-      results.map((row) => [
-        row.id,
-        {
-          id: row.id,
-          documentId: row.document_id,
-          title: row.title,
-          text: row.text,
-          position: row.position,
-          page: row.page,
-          headings: row.headings ? (JSON.parse(row.headings) as string[]) : null,
-        },
-      ]),
-    );
+    return new Map(results.map((row) => [row.id, fromRow(row)]));
   }
 
   async count(namespace: string): Promise<number> {

@@ -1,4 +1,4 @@
-import { AppError, type DocumentVersion, type EngineCounts, type EngineQuery, type IndexedChunk, type ScoredPassage, type SearchEngine, type VectorWrite } from '../../domain';
+import { AppError, type DocumentVersion, type EngineCounts, type EngineQuery, type IndexedChunk, type ScoredPassage, type SearchEngine, type StoredPassage, type VectorWrite } from '../../domain';
 import type { LocalVectorIndex } from './vector-index';
 import { BAD_REQUEST, MISCONFIGURED, wrongDimensions } from './vector-rows';
 
@@ -73,6 +73,11 @@ export class LocalEngine implements SearchEngine {
   async search({ namespace, vector, ...query }: EngineQuery): Promise<ScoredPassage[]> {
     const values = vector === null ? null : this.toArray(vector);
     return this.call(() => this.stub(namespace).search({ ...query, vector: values }));
+  }
+
+  async documentPassages(namespace: string, documentId: string, { from, limit }: { from: number; limit: number }): Promise<StoredPassage[]> {
+    const passages = await this.call(() => this.stub(namespace).documentPassages(documentId, from, limit));
+    return passages.map(({ score: _score, ...passage }) => passage);
   }
 
   async count(namespace: string): Promise<EngineCounts> {

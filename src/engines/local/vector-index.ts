@@ -274,6 +274,17 @@ export class LocalVectorIndex extends DurableObject<Env> {
     return readPassages(this.sql, ranked.slice(0, limit), limit);
   }
 
+  /** A document's live passages in document order (see SearchEngine.documentPassages). */
+  documentPassages(documentId: string, from: number, limit: number): ScoredPassage[] {
+    const rows = this.sql
+      .exec<{ r: number }>(
+        `SELECT rowid AS r FROM vectors WHERE document = ? AND live = 1 ORDER BY json_extract(passage, '$.position') LIMIT ? OFFSET ?`,
+        documentId, limit, from,
+      )
+      .toArray();
+    return readPassages(this.sql, rows.map(({ r }) => ({ row: r, score: 0 })), limit);
+  }
+
   /** The dimension of the stored vectors; null while the index is empty. */
   storedDimensions(): number | null {
     return this.dim;
