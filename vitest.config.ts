@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
 import { handleOpenAI } from './test/fakes/openai-server.ts';
+import { validateOpenApi } from './test/tools/openapi-validator.mjs';
 import { runPromtool } from './test/tools/promtool.mjs';
 
 /** The shared sample files (real PDFs, DOCX, Markdown, text, SciFact), beside this repo. */
@@ -36,7 +37,7 @@ export default defineConfig(async () => ({
       wrangler: { configPath: './wrangler.toml' },
       remoteBindings: false,
       miniflare: {
-        serviceBindings: { TEST_DATA: serveSharedData, FAKE_OPENAI: handleOpenAI, PROMTOOL: runPromtool },
+        serviceBindings: { TEST_DATA: serveSharedData, FAKE_OPENAI: handleOpenAI, PROMTOOL: runPromtool, OPENAPI_VALIDATOR: validateOpenApi },
         bindings: {
           TEST_MIGRATIONS: await readD1Migrations('./migrations'),
           CI: process.env.CI ?? '',

@@ -11,6 +11,7 @@ import { mcpRoutes } from './http/routes/mcp';
 import { metricsRoutes } from './http/routes/metrics';
 import { operationsRoutes } from './http/routes/operations';
 import { recoverRoutes } from './http/routes/recover';
+import { referenceRoutes } from './http/routes/reference';
 import { reindexRoutes } from './http/routes/reindex';
 import { retrievalRoutes } from './http/routes/retrieval';
 import { statusRoutes } from './http/routes/status';
@@ -28,6 +29,7 @@ app.use(observeRequests());
 app.use(corsForConfiguredOrigins());
 
 app.route('/', operationsRoutes);
+app.route('/', referenceRoutes);
 app.route('/', statusRoutes);
 app.route('/metrics', metricsRoutes);
 app.route('/v1/documents', documentRoutes);

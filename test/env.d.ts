@@ -7,6 +7,8 @@ declare namespace Cloudflare {
     FAKE_OPENAI: Fetcher;
     /** `promtool check metrics`, run in Node (test/tools/promtool.ts). */
     PROMTOOL: Fetcher;
+    /** Validates an OpenAPI document with a real validator, in Node (test/tools/openapi-validator.mjs). */
+    OPENAPI_VALIDATOR: Fetcher;
     /** The CI variable of the test run: there promtool must be installed. */
     CI: string;
   }

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { Passage } from '../retrieval/search';
 import type { DocumentRecord } from '../storage/documents';
 
@@ -37,3 +38,43 @@ export function presentPassage(p: Passage, index: number) {
     position: { index: p.position, page: p.page, headings: p.headings },
   };
 }
+
+/**
+ * What the API answers, as schemas for its description (openapi.ts). The present* functions
+ * above build these shapes.
+ */
+export const DocumentView = z.object({
+  id: z.string(),
+  namespace: z.string(),
+  title: z.string(),
+  filename: z.string().nullable(),
+  type: z.enum(['txt', 'md', 'pdf', 'docx']),
+  size: z.number().int(),
+  metadata: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
+  status: z.enum(['queued', 'processing', 'ready', 'failed']),
+  error: z.string().nullable().describe('Why it failed, or a note while it is retried.'),
+  chunkCount: z.number().int(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  indexedAt: z.string().nullable(),
+  searchable: z.boolean().describe('Ready, and (with Vectorize) its vectors applied.'),
+});
+
+export const PassageView = z.object({
+  number: z.number().int().describe('Its number in an answer: [1] is the first passage.'),
+  id: z.string(),
+  documentId: z.string(),
+  title: z.string(),
+  text: z.string(),
+  score: z.number(),
+  position: z.object({ index: z.number().int(), page: z.number().int().nullable(), headings: z.array(z.string()).nullable() }),
+});
+
+export const CitationView = z.object({
+  number: z.number().int(),
+  passageId: z.string(),
+  documentId: z.string(),
+  title: z.string(),
+  page: z.number().int().nullable(),
+  headings: z.array(z.string()).nullable(),
+});

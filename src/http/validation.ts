@@ -120,7 +120,11 @@ function checked<T>(problems: (value: unknown) => Problem[]) {
 
 
 /** Filterable document metadata: it travels with every vector, ≤ 10 KiB in Vectorize. */
-export const Metadata = checked<DocumentMetadata>(metadataProblems);
+export const Metadata = checked<DocumentMetadata>(metadataProblems).meta({
+  type: 'object',
+  description: 'Up to 32 fields named with letters, digits, _ and - ("documentId" is reserved); values are strings, finite numbers or booleans; at most 10 KiB as JSON.',
+  additionalProperties: { type: ['string', 'number', 'boolean'] },
+});
 
 const FILTER_OPERATORS = '$eq, $ne, $in or $nin';
 
@@ -178,7 +182,14 @@ export const Filter = checked<MetadataFilter>((value) => {
     }
   }
   return problems;
+}).meta({
+  type: 'object',
+  description:
+    'Vectorize-style: `{ "field": value }` or `{ "field": { "$eq" | "$ne": value, "$in" | "$nin": [values] } }`, fields ANDed; ' +
+    'fields in FILTERABLE_FIELDS and documentId; at most 10 fields, 100 values, 2 KiB.',
+  additionalProperties: true,
 });
+
 
 /** Retrieval fields shared by /v1/query, /v1/chat and /v1/chat/completions. */
 export const Retrieval = {

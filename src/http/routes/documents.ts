@@ -14,6 +14,8 @@ import { presentDocument } from '../present';
 import { listingNamespace, namespaceFor, visibleDocument } from '../tenancy';
 import { REQUEST_LIMITS as L } from '../../limits';
 import { Filename, Metadata, Namespace, readJson, Title, validate } from '../validation';
+import { describeRoute } from '../openapi';
+import { DocumentView } from '../present';
 
 const TextDocument = z.object({
   text: z.string().refine((t) => t.trim().length > 0, 'text must not be empty'),
@@ -141,3 +143,47 @@ function parseJsonField(text: string): unknown {
     throw new AppError('bad_request', 'metadata: not valid JSON.');
   }
 }
+
+const Accepted = z.object({
+  documents: z.array(z.object({ id: z.string(), title: z.string(), status: DocumentView.shape.status, duplicate: z.boolean() })),
+});
+
+describeRoute({
+  method: 'post',
+  path: '/v1/documents',
+  summary: 'Upload documents',
+  description: 'Files as multipart (`file`, repeated), or texts as JSON (one, or `documents` for many). Each is stored in R2 and queued for ingestion; an identical re-upload is the same document.',
+  access: 'write',
+  multipart: true,
+  body: textUpload(100),
+  responses: { 202: { description: 'Accepted: queued for ingestion.', schema: Accepted } },
+});
+describeRoute({
+  method: 'get',
+  path: '/v1/documents',
+  summary: 'List documents, newest first',
+  access: 'read',
+  query: ListQuery,
+  responses: { 200: { description: 'A page of documents.', schema: z.object({ documents: z.array(DocumentView), nextCursor: z.string().nullable() }) } },
+});
+describeRoute({
+  method: 'get',
+  path: '/v1/documents/{id}',
+  summary: 'A document and its status',
+  access: 'read',
+  responses: { 200: { description: 'The document.', schema: DocumentView } },
+});
+describeRoute({
+  method: 'delete',
+  path: '/v1/documents/{id}',
+  summary: 'Delete a document everywhere',
+  access: 'write',
+  responses: { 200: { description: 'Deleted.', schema: z.object({ id: z.string(), deleted: z.literal(true) }) } },
+});
+describeRoute({
+  method: 'post',
+  path: '/v1/documents/{id}/reindex',
+  summary: 'Re-ingest a document from its original',
+  access: 'write',
+  responses: { 202: { description: 'Queued.', schema: z.object({ id: z.string(), status: z.literal('queued') }).passthrough() } },
+});

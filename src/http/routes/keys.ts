@@ -6,6 +6,7 @@ import type { ApiKeyRecord } from '../../storage/api-keys';
 import type { AppEnv } from '../app-env';
 import { guard } from '../guard';
 import { Namespace, readJson } from '../validation';
+import { describeRoute } from '../openapi';
 
 const NewKey = z
   .object({
@@ -77,4 +78,39 @@ keyRoutes.delete('/:id', guard('admin'), async (c) => {
   if (!/^[0-9a-f]{12}$/.test(id)) throw new AppError('not_found', 'No API key with this id.');
   if (!(await c.var.services.access.revoke(id))) throw new AppError('not_found', 'No API key with this id.');
   return c.json({ id, revoked: true });
+});
+
+const KeyView = z.object({
+  id: z.string(),
+  name: z.string().nullable(),
+  scopes: z.array(z.enum(['read', 'write', 'admin'])),
+  namespaces: z.array(z.string()).nullable(),
+  rateLimit: z.object({ perMinute: z.number().optional(), burst: z.number().optional() }).nullable(),
+  expiresAt: z.string().nullable(),
+  createdAt: z.string(),
+  revokedAt: z.string().nullable(),
+});
+
+describeRoute({
+  method: 'post',
+  path: '/v1/keys',
+  summary: 'Create an API key (shown once)',
+  access: 'admin',
+  body: NewKey,
+  responses: { 201: { description: 'The key, with its secret `key`: store it now.', schema: KeyView.extend({ key: z.string() }) } },
+});
+describeRoute({
+  method: 'get',
+  path: '/v1/keys',
+  summary: 'List API keys (never their secrets)',
+  access: 'admin',
+  query: z.object({ revoked: z.enum(['true', 'false']).optional() }),
+  responses: { 200: { description: 'The keys.', schema: z.object({ keys: z.array(KeyView) }) } },
+});
+describeRoute({
+  method: 'delete',
+  path: '/v1/keys/{id}',
+  summary: 'Revoke an API key, at once everywhere',
+  access: 'admin',
+  responses: { 200: { description: 'Revoked.', schema: z.object({ id: z.string(), revoked: z.literal(true) }) } },
 });

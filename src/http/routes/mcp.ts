@@ -15,6 +15,7 @@ import { chargeMore, guard, ROUTE_COST } from '../guard';
 import { presentDocument, presentPassage } from '../present';
 import { listingNamespace, visibleDocument } from '../tenancy';
 import { QueryText, Retrieval, retrievalOptions, validate } from '../validation';
+import { describeRoute } from '../openapi';
 
 /**
  * The engine as a Model Context Protocol server (Streamable HTTP, stateless: each POST is one
@@ -137,3 +138,13 @@ function registerTools(server: McpServer, c: Context<AppEnv>): void {
       }),
   );
 }
+
+describeRoute({
+  method: 'post',
+  path: '/mcp',
+  summary: 'Model Context Protocol (Streamable HTTP, stateless)',
+  description: 'JSON-RPC messages of the Model Context Protocol; tools `search`, `ask`, `list_documents`, `get_document_passages`.',
+  access: 'read',
+  body: z.object({ jsonrpc: z.literal('2.0') }).passthrough(),
+  responses: { 200: { description: 'The JSON-RPC answer.', schema: z.object({ jsonrpc: z.literal('2.0') }).passthrough() } },
+});

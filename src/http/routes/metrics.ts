@@ -4,6 +4,7 @@ import { type GaugeSample, renderPrometheus } from '../../observability/metrics'
 import type { Services } from '../../services';
 import type { AppEnv } from '../app-env';
 import { guard } from '../guard';
+import { describeRoute } from '../openapi';
 
 /** Namespaces whose local vector count /metrics reads (one Durable Object call each). */
 const MAX_VECTOR_NAMESPACES = 50;
@@ -36,3 +37,11 @@ async function indexGauges(services: Services): Promise<GaugeSample[]> {
   });
   return gauges;
 }
+
+describeRoute({
+  method: 'get',
+  path: '/metrics',
+  summary: 'Prometheus metrics, summed across isolates',
+  access: 'operations',
+  responses: { 200: { description: 'Prometheus text format 0.0.4.', contentType: 'text/plain' } },
+});

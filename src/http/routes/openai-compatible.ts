@@ -12,6 +12,7 @@ import { openAIError } from '../errors';
 import { guard, ROUTE_COST } from '../guard';
 import { REQUEST_LIMITS as L } from '../../limits';
 import { chatWithinTotal, readJson, Retrieval, retrievalOptions } from '../validation';
+import { describeRoute } from '../openapi';
 
 /** A message's text length: a string's, or its parts' together. */
 const contentChars = (content: string | { text?: string }[] | null) =>
@@ -132,4 +133,33 @@ openAIRoutes.post('/chat/completions', limitBody(JSON_BODY_LIMIT), guard('read',
     if (body.stream_options?.include_usage) await sse.writeSSE({ data: chunk([], { usage: usageOf(outcome) }) });
     await sse.writeSSE({ data: '[DONE]' });
   });
+});
+
+const Model = z.object({ id: z.string(), object: z.literal('model'), created: z.number().int(), owned_by: z.string() });
+
+describeRoute({
+  method: 'get',
+  path: '/v1/models',
+  summary: 'The models chat completions answer with (OpenAI format)',
+  access: 'read',
+  openAIErrors: true,
+  responses: { 200: { description: 'The model list.', schema: z.object({ object: z.literal('list'), data: z.array(Model) }) } },
+});
+describeRoute({
+  method: 'get',
+  path: '/v1/models/{id}',
+  summary: 'One model (OpenAI format)',
+  access: 'read',
+  openAIErrors: true,
+  responses: { 200: { description: 'The model.', schema: Model } },
+});
+describeRoute({
+  method: 'post',
+  path: '/v1/chat/completions',
+  summary: 'A cited answer in OpenAI chat completion format',
+  description: 'With `stream: true`, `chat.completion.chunk` server-sent events ending in `[DONE]`. Retrieval fields (`namespace`, `filter`, `topK`, `mode`) may be added.',
+  access: 'read',
+  openAIErrors: true,
+  body: ChatCompletionsBody,
+  responses: { 200: { description: 'A `chat.completion`, with an extra `citations` field.', schema: z.object({ object: z.literal('chat.completion') }).passthrough() } },
 });

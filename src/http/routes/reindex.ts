@@ -5,6 +5,7 @@ import type { AppEnv } from '../app-env';
 import { guard } from '../guard';
 import { namespaceFor, requireAdmin } from '../tenancy';
 import { Namespace, validate } from '../validation';
+import { describeRoute } from '../openapi';
 
 export const reindexRoutes = new Hono<AppEnv>();
 
@@ -22,4 +23,13 @@ reindexRoutes.post('/', guard('write'), async (c) => {
   await services.documents.markQueued(ids);
   await sendIngestMessages(services.queue, ids);
   return c.json({ queued: ids.length }, 202);
+});
+
+describeRoute({
+  method: 'post',
+  path: '/v1/reindex',
+  summary: "Re-ingest a namespace's documents (or, for admins, every document)",
+  access: 'write',
+  query: z.object({ namespace: Namespace.optional() }),
+  responses: { 202: { description: 'Queued.', schema: z.object({ queued: z.number().int() }) } },
 });

@@ -10,6 +10,8 @@ import { guard, ROUTE_COST } from '../guard';
 import { presentPassage } from '../present';
 import { REQUEST_LIMITS as L } from '../../limits';
 import { chatWithinTotal, QueryText, readJson, Retrieval, retrievalOptions } from '../validation';
+import { describeRoute } from '../openapi';
+import { CitationView, PassageView } from '../present';
 
 const QueryBody = z.object({ query: QueryText, ...Retrieval });
 
@@ -66,4 +68,27 @@ retrievalRoutes.post('/chat', guard('read', { cost: ROUTE_COST.chat }), async (c
     }
     await stream.writeSSE({ event: 'done', data: JSON.stringify({ answer, citations: citationsOf(answer, passages) }) });
   });
+});
+
+describeRoute({
+  method: 'post',
+  path: '/v1/query',
+  summary: 'Search passages',
+  access: 'read',
+  body: QueryBody,
+  responses: { 200: { description: 'The best passages, best first.', schema: z.object({ query: z.string(), passages: z.array(PassageView) }) } },
+});
+describeRoute({
+  method: 'post',
+  path: '/v1/chat',
+  summary: 'Ask for a cited answer',
+  description: 'With `stream: true`, server-sent events: `passages`, then `delta` pieces of the answer, then `done` with the citations.',
+  access: 'read',
+  body: ChatBody,
+  responses: {
+    200: {
+      description: 'The answer, its citations, and the passages it was given.',
+      schema: z.object({ answer: z.string(), citations: z.array(CitationView), passages: z.array(PassageView), searchQuery: z.string() }),
+    },
+  },
 });

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { Hono } from 'hono';
 import type { Config } from '../../config';
 import { providerCircuits } from '../../composition';
@@ -7,6 +8,7 @@ import { hasScope } from '../../security/principal';
 import type { Services } from '../../services';
 import type { AppEnv } from '../app-env';
 import { guard } from '../guard';
+import { describeRoute } from '../openapi';
 
 /** Each dependency check's deadline: a hung binding makes its component `timed out`, not /status hang. */
 export const STATUS_CHECK_TIMEOUT_MS = 2_000;
@@ -281,3 +283,15 @@ function redact(text: string, config: Config): string {
   }
   return text;
 }
+
+describeRoute({
+  method: 'get',
+  path: '/status',
+  summary: 'Readiness and, for admins, every component',
+  description: 'Each dependency (D1, R2, queue, search engine, providers) with its status and latency; documents by status; the embedding model; a configuration summary without secrets.',
+  access: 'operations',
+  responses: {
+    200: { description: 'Ready or degraded.', schema: z.object({ status: z.enum(['ready', 'degraded']), auth: z.enum(['on', 'off']) }).passthrough() },
+    503: { description: 'A required component fails, or the engine is misconfigured.', schema: z.object({ status: z.enum(['unavailable', 'misconfigured']), auth: z.enum(['on', 'off']) }).passthrough() },
+  },
+});
