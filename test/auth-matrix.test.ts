@@ -308,6 +308,14 @@ const ROUTES: Route[] = [
     verify: (body, t) => expect(body).toMatchObject({ id: t.documentId, namespace: A, status: 'ready' }),
   },
   {
+    name: 'GET /v1/documents/:id/passages',
+    scope: 'read',
+    tenancy: 'document',
+    success: 200,
+    request: (t) => ({ method: 'GET', path: `/v1/documents/${t.documentId}/passages` }),
+    verify: (body, t) => expect(body).toMatchObject({ id: t.documentId, passages: [expect.objectContaining({ text: expect.stringContaining(SECRET) })] }),
+  },
+  {
     name: 'GET /status',
     scope: 'read',
     tenancy: 'none',

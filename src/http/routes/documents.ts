@@ -15,7 +15,7 @@ import { listingNamespace, namespaceFor, visibleDocument } from '../tenancy';
 import { REQUEST_LIMITS as L } from '../../limits';
 import { Filename, Metadata, Namespace, readJson, Title, validate } from '../validation';
 import { describeRoute } from '../openapi';
-import { DocumentView } from '../present';
+import { DocumentView, PassageView } from '../present';
 
 const TextDocument = z.object({
   text: z.string().refine((t) => t.trim().length > 0, 'text must not be empty'),
@@ -117,6 +117,24 @@ documentRoutes.get('/:id', guard('read'), async (c) => {
   return c.json(presentDocument(document, searchable));
 });
 
+const PassagePage = z.object({
+  from: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(100, atMost(100)).default(20),
+});
+
+/** A document's searchable passages in order, a page at a time: its text as search sees it. */
+documentRoutes.get('/:id/passages', guard('read'), async (c) => {
+  const { engine } = c.var.services;
+  const document = await visibleDocument(c, c.req.param('id'));
+  const page = validate(PassagePage, c.req.query());
+  const passages = await engine.documentPassages(document.namespace, document.id, page);
+  return c.json({
+    id: document.id,
+    passages: passages.map((p) => ({ id: p.id, text: p.text, position: { index: p.position, page: p.page, headings: p.headings } })),
+    nextFrom: passages.length === page.limit ? page.from + page.limit : null,
+  });
+});
+
 documentRoutes.delete('/:id', guard('write'), async (c) => {
   const { services } = c.var;
   const document = await visibleDocument(c, c.req.param('id'));
@@ -186,4 +204,21 @@ describeRoute({
   summary: 'Re-ingest a document from its original',
   access: 'write',
   responses: { 202: { description: 'Queued.', schema: z.object({ id: z.string(), status: z.literal('queued') }).passthrough() } },
+});
+describeRoute({
+  method: 'get',
+  path: '/v1/documents/{id}/passages',
+  summary: "A document's passages in order",
+  access: 'read',
+  query: PassagePage,
+  responses: {
+    200: {
+      description: 'A page of its passages; `nextFrom` continues, null after the last.',
+      schema: z.object({
+        id: z.string(),
+        passages: z.array(z.object({ id: z.string(), text: z.string(), position: PassageView.shape.position })),
+        nextFrom: z.number().int().nullable(),
+      }),
+    },
+  },
 });
