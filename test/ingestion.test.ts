@@ -161,18 +161,47 @@ describe('ingestion pipeline', () => {
     for (const mode of ['keyword', 'vector', 'hybrid']) expect(await query({ query: 'locked password pdf', namespace, mode })).toEqual([]);
   });
 
-  it('removes every index entry of a ready document that becomes unreadable', async () => {
+  it('keeps serving the previous version of a ready document whose original becomes unreadable, with a note', async () => {
     const namespace = unique('gone');
     const marker = unique('m');
     const id = await stage(namespace, longText(marker, 2));
-    expect(await ingestOne(id)).toMatchObject({ status: 'ready' });
-    expect(await keywordHits(namespace, marker)).toBeGreaterThan(0);
+    const first = await ingestOne(id);
+    if (first?.status !== 'ready') throw new Error('not ready');
+    const hits = await keywordHits(namespace, marker);
+    expect(hits).toBeGreaterThan(0);
     await services.originals.delete(`originals/${namespace}/${id}`);
     expect(await ingestOne(id)).toMatchObject({ status: 'failed', reason: expect.stringMatching(/missing/) });
-    expect(await keywordHits(namespace, marker)).toBe(0);
-    expect(await chunkRows(id)).toEqual([]);
-    expect(await vectorCount(namespace)).toBe(0);
-    expect(await services.documents.get(id)).toMatchObject({ status: 'failed', chunkCount: 0, indexedAt: null });
+    expect(await keywordHits(namespace, marker)).toBe(hits);
+    expect(await vectorCount(namespace)).toBe(first.chunkCount);
+    expect(await services.documents.get(id)).toMatchObject({
+      status: 'ready',
+      chunkCount: first.chunkCount,
+      error: expect.stringMatching(/^Re-indexing failed: The original file is missing.*The previous version is still searchable\.$/),
+    });
+  });
+
+  it('keeps a ready document ready through transient failures of its re-ingestion, and after the last one', async () => {
+    const namespace = unique('keep');
+    const marker = unique('m');
+    const id = await stage(namespace, longText(marker, 2));
+    const first = await ingestOne(id);
+    if (first?.status !== 'ready') throw new Error('not ready');
+    // Changed content, re-ingested while the embedder is down.
+    await services.originals.put(`originals/${namespace}/${id}`, longText(unique('n'), 2));
+    const down = { ...services, embedder: failingEmbedder(new AppError('provider_timeout', 'The embedding provider timed out.', { retryable: true })) };
+    await consume(batchOf({ id: 'r1', body: { type: 'ingest', documentId: id }, attempts: 1 }), down);
+    expect(await services.documents.get(id)).toMatchObject({ status: 'ready', error: expect.stringMatching(/^Attempt 1 failed .*retrying in 10 s\.$/) });
+    expect(await keywordHits(namespace, marker)).toBeGreaterThan(0);
+
+    const last = await consume(batchOf({ id: 'r6', body: { type: 'ingest', documentId: id }, attempts: MAX_ATTEMPTS }), down);
+    expect(last.retryMessages).toEqual([{ msgId: 'r6', delaySeconds: undefined }]); // on to the dead-letter queue
+    expect(await services.documents.get(id)).toMatchObject({
+      status: 'ready',
+      chunkCount: first.chunkCount,
+      error: 'Re-indexing failed (The embedding provider timed out.); the previous version is still searchable. Re-index it to try again.',
+    });
+    expect(await keywordHits(namespace, marker)).toBeGreaterThan(0);
+    expect(await vectorCount(namespace)).toBeGreaterThanOrEqual(first.chunkCount);
   });
 
   it('does not resurrect a document deleted before or while it is processed', async () => {

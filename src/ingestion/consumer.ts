@@ -71,7 +71,19 @@ export async function consumeIngestBatch(batch: MessageBatch<unknown>, services:
     const final = (outcome.error instanceof AppError && !outcome.error.retryable) || message.attempts >= MAX_ATTEMPTS;
     try {
       if (final) {
-        // The attempt may have failed after publishing: a failed document keeps nothing searchable.
+        // A document that was ready keeps its previous version (the failed attempt's staged
+        // chunks were never activated); one that never was keeps nothing searchable.
+        const kept = await services.documents.keepPreviousVersion(
+          documentId,
+          `Re-indexing failed (${reason}); the previous version is still searchable. Re-index it to try again.`,
+        );
+        if (kept) {
+          if (message.attempts >= MAX_ATTEMPTS && !(outcome.error instanceof AppError && !outcome.error.retryable)) {
+            metrics.inc('rag_queue_dead_lettered_total');
+            message.retry();
+          } else message.ack();
+          continue;
+        }
         const document = await services.documents.get(documentId);
         if (document) await removeFromIndexes(services, document);
       }

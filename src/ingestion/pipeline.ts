@@ -78,8 +78,12 @@ export async function ingestDocuments(services: Services, ids: string[]): Promis
 
   for (const { document, reason } of unreadable) {
     try {
-      await removeFromIndexes(services, document);
-      await services.documents.markFailed(document.id, reason);
+      // A ready document whose original became unreadable keeps serving its previous version.
+      const kept = await services.documents.keepPreviousVersion(document.id, `Re-indexing failed: ${reason} The previous version is still searchable.`);
+      if (!kept) {
+        await removeFromIndexes(services, document);
+        await services.documents.markFailed(document.id, reason);
+      }
       outcomes.set(document.id, { status: 'failed', reason });
     } catch (error) {
       outcomes.set(document.id, { status: 'retry', error });

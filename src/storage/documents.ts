@@ -217,12 +217,28 @@ export class DocumentStore {
     ]);
   }
 
-  /** Back in the queue after a transient failure; `note` says why, for the user. */
+  /**
+   * Back in the queue after a transient failure; `note` says why, for the user. A document
+   * that was ready stays `ready`: its previous version is still what search returns.
+   */
   async markRetrying(id: string, note: string): Promise<void> {
     await this.#db
-      .prepare(`UPDATE documents SET status = 'queued', error = ?, updated_at = ? WHERE id = ?`)
+      .prepare(`UPDATE documents SET status = CASE WHEN indexed_at IS NULL THEN 'queued' ELSE 'ready' END, error = ?, updated_at = ? WHERE id = ?`)
       .bind(note, new Date().toISOString(), id)
       .run();
+  }
+
+  /**
+   * After a final failure of a re-ingestion: a document that was ready stays `ready` on its
+   * previous version, with `note` saying what failed. Returns false for a document that never
+   * was ready (nothing to keep), which the caller fails instead.
+   */
+  async keepPreviousVersion(id: string, note: string): Promise<boolean> {
+    const result = await this.#db
+      .prepare(`UPDATE documents SET status = 'ready', error = ?, updated_at = ? WHERE id = ? AND indexed_at IS NOT NULL`)
+      .bind(note, new Date().toISOString(), id)
+      .run();
+    return (result.meta.changes ?? 0) > 0;
   }
 
   async markQueued(ids: string[]): Promise<void> {
