@@ -276,6 +276,28 @@ describe('ingestion queue consumer', () => {
     expect(await services.documents.get(id)).toMatchObject({ status: 'failed', error: 'Indexing failed: The embedding API key is invalid.' });
   });
 
+  it('isolates a poison document: the provider refusing its text fails it alone, not its batch', async () => {
+    const namespace = unique('poison');
+    const goods = await Promise.all([1, 2, 3].map((n) => stage(namespace, `Gannet colony note ${n}: gannets dive for fish.`)));
+    const poison = await stage(namespace, 'This text contains FORBIDDEN-WORD, which the provider refuses.');
+    // An embedder that refuses (400, not retryable) any call holding the poison text.
+    const refusing: EmbeddingProvider = {
+      model: services.embedder.model,
+      dimensions: services.embedder.dimensions,
+      maxBatchSize: 100,
+      embed: async (texts) => {
+        if (texts.some((t) => t.includes('FORBIDDEN-WORD'))) throw new AppError('bad_request', 'The provider refused one of the texts.');
+        return services.embedder.embed(texts);
+      },
+    };
+    const ids = [...goods, poison];
+    const result = await consume(batchOf(...ids.map((documentId, i) => ({ id: `p${i}`, body: { type: 'ingest', documentId } }))), { ...services, embedder: refusing });
+    expect(result.explicitAcks.sort()).toEqual(['p0', 'p1', 'p2', 'p3']);
+    for (const id of goods) expect(await services.documents.get(id)).toMatchObject({ status: 'ready', chunkCount: 1 });
+    expect(await services.documents.get(poison)).toMatchObject({ status: 'failed', error: expect.stringMatching(/refused one of the texts/) });
+    expect(await keywordHits(namespace, 'gannets')).toBe(3);
+  });
+
   it('ingests a good document even when the same batch holds an unreadable one', async () => {
     const namespace = unique('mix');
     const good = await stage(namespace, 'Puffins nest in burrows on grassy sea cliffs.');

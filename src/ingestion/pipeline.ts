@@ -52,7 +52,19 @@ export async function ingestDocuments(services: Services, ids: string[]): Promis
     try {
       for (const [id, outcome] of await index(services, group)) outcomes.set(id, outcome);
     } catch (error) {
-      for (const { document } of group) outcomes.set(document.id, { status: 'retry', error });
+      if (group.length === 1) {
+        outcomes.set(group[0]!.document.id, { status: 'retry', error });
+        return;
+      }
+      // One document (a provider refusing its text, say) fails the group's shared calls: each
+      // is indexed again alone, so only the one at fault gets the failure.
+      for (const one of group) {
+        try {
+          for (const [id, outcome] of await index(services, [one])) outcomes.set(id, outcome);
+        } catch (alone) {
+          outcomes.set(one.document.id, { status: 'retry', error: alone });
+        }
+      }
     }
   };
   const documents = [...claimed].map((id) => found.get(id) as DocumentRecord);
