@@ -8,7 +8,7 @@ import { detectType } from './detect';
 import { sendIngestMessages } from './messages';
 import { checkUploadQuotas } from './quotas';
 import { API_UPLOAD_PREFIX } from './r2-events';
-import { writeManifest } from './recovery';
+import { manifestKey, writeManifest } from './recovery';
 
 export interface UploadFile {
   bytes: Uint8Array;
@@ -73,17 +73,30 @@ export async function acceptUploads(
     documents: [...fresh.values()].filter((item) => !existing.has(item.document.id)).length,
     bytes: [...fresh.values()].reduce((sum, item) => sum + (existing.has(item.document.id) ? 0 : item.document.size), 0),
   });
-  await Promise.all(
-    [...fresh.values()].flatMap(({ document, bytes }) => [
-      services.originals.put(document.r2Key, bytes, {
-        customMetadata: { documentId: document.id, filename: document.filename ?? '', namespace: document.namespace },
-      }),
-      // What recovery needs to restore the row from R2 alone (recovery.ts).
-      writeManifest(services, document),
-    ]),
-  );
-  await services.documents.enqueue([...fresh.values()].map((item) => item.document));
-  await sendIngestMessages(services.queue, [...fresh.keys()]);
+  const created = [...fresh.values()].filter((item) => !existing.has(item.document.id)).map((item) => item.document);
+  // Each step undoes what the upload stored before it fails, so a failure leaves nothing half-stored.
+  await step(services, 'storage', created, async () => {
+    // Settled, not raced: the cleanup must not run while a put is still landing.
+    const puts = await Promise.allSettled(
+      [...fresh.values()].flatMap(({ document, bytes }) => [
+        services.originals.put(document.r2Key, bytes, {
+          customMetadata: { documentId: document.id, filename: document.filename ?? '', namespace: document.namespace },
+        }),
+        // What recovery needs to restore the row from R2 alone (recovery.ts).
+        writeManifest(services, document),
+      ]),
+    );
+    const failed = puts.find((put) => put.status === 'rejected');
+    if (failed) throw failed.reason;
+  });
+  await step(services, 'catalog', created, () => services.documents.enqueue([...fresh.values()].map((item) => item.document)));
+  await step(services, 'queue', created, () => sendIngestMessages(services.queue, [...fresh.keys()]), async () => {
+    await services.documents.deleteMany(created.map((d) => d.id));
+    // Failed documents uploaded again go back to failed, with why.
+    for (const item of fresh.values()) {
+      if (existing.has(item.document.id)) await services.documents.markFailed(item.document.id, 'The upload could not be queued for ingestion; upload it again.');
+    }
+  });
 
   return prepared.map(({ document }) => {
     const known = existing.get(document.id);
@@ -95,6 +108,32 @@ export async function acceptUploads(
       duplicate: Boolean(known),
     };
   });
+}
+
+/**
+ * Runs one step of an upload. If it fails: `undo` (catalog rows), then the originals and
+ * manifests of the documents the upload created, then a 503 the client may retry. Cleanup
+ * that fails too is logged: what it leaves is an original without a row, which
+ * `POST /v1/recover` would restore as the document the client meant to upload.
+ */
+async function step(services: Services, what: string, created: NewDocument[], work: () => Promise<unknown>, undo?: () => Promise<void>): Promise<void> {
+  try {
+    await work();
+  } catch (error) {
+    try {
+      await undo?.();
+      if (created.length) await services.originals.delete(created.flatMap((d) => [d.r2Key, manifestKey(d.r2Key)]));
+    } catch (cleanup) {
+      console.error('upload: could not undo a failed upload', cleanup);
+    }
+    if (error instanceof AppError && error.status < 500) throw error;
+    console.error(`upload: ${what} failed`, error);
+    throw new AppError('unavailable', `The ${what} is unavailable; nothing of this upload was kept. Try again in a few seconds.`, {
+      retryable: true,
+      retryAfterSeconds: 5,
+      cause: error,
+    });
+  }
 }
 
 function concat(prefix: string, bytes: Uint8Array): Uint8Array {

@@ -249,6 +249,11 @@ export class DocumentStore {
     }
   }
 
+  /** Removes rows that were never ingested (an upload undone); nothing else refers to them yet. */
+  async deleteMany(ids: string[]): Promise<void> {
+    if (ids.length) await this.#db.prepare('DELETE FROM documents WHERE id IN (SELECT value FROM json_each(?))').bind(JSON.stringify(ids)).run();
+  }
+
   /** Also bumps the namespace's generation (before the row goes, in the same transaction). */
   async delete(id: string): Promise<void> {
     await this.#db.batch([this.#bumpGenerations([id]), this.#db.prepare('DELETE FROM documents WHERE id = ?').bind(id)]);
