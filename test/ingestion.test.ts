@@ -5,7 +5,7 @@ import { AppError } from '../src/domain/errors';
 import worker from '../src/index';
 import { consumeIngestBatch, MAX_ATTEMPTS, retryDelaySeconds } from '../src/ingestion/consumer';
 import { acceptUploads } from '../src/ingestion/upload';
-import { ingestDocuments } from '../src/ingestion/pipeline';
+import { ingestDocuments, LEASE_MS } from '../src/ingestion/pipeline';
 import type { DocumentType } from '../src/ingestion/types';
 import { LocalEmbedder } from '../src/providers/local-embedder';
 import type { EmbeddingProvider } from '../src/domain';
@@ -296,6 +296,54 @@ describe('ingestion queue consumer', () => {
     for (const id of goods) expect(await services.documents.get(id)).toMatchObject({ status: 'ready', chunkCount: 1 });
     expect(await services.documents.get(poison)).toMatchObject({ status: 'failed', error: expect.stringMatching(/refused one of the texts/) });
     expect(await keywordHits(namespace, 'gannets')).toBe(3);
+  });
+
+  it('defers a duplicate delivery while another holds the document, and takes over a stale claim', async () => {
+    const namespace = unique('lease');
+    const id = await stage(namespace, 'Kittiwakes nest on narrow cliff ledges.');
+    // Another delivery claimed it a moment ago.
+    const other = await services.documents.claim([id], LEASE_MS);
+    expect(other.claimed.has(id)).toBe(true);
+    const duplicate = await consume(batchOf({ id: 'd1', body: { type: 'ingest', documentId: id } }));
+    expect(duplicate.explicitAcks).toEqual([]);
+    expect(duplicate.retryMessages).toHaveLength(1);
+    expect(duplicate.retryMessages[0]?.delaySeconds).toBeGreaterThan(LEASE_MS / 1000 - 60);
+    expect(await services.documents.get(id)).toMatchObject({ status: 'processing' });
+    expect(await keywordHits(namespace, 'kittiwakes')).toBe(0);
+
+    // Its lease ran out (the invocation died): the next delivery takes the document over.
+    await env.DB.prepare('UPDATE documents SET lease_until = ? WHERE id = ?').bind(Date.now() - 1, id).run();
+    const takeover = await consume(batchOf({ id: 'd2', body: { type: 'ingest', documentId: id } }));
+    expect(takeover.explicitAcks).toEqual(['d2']);
+    expect(await services.documents.get(id)).toMatchObject({ status: 'ready', chunkCount: 1 });
+    expect(await keywordHits(namespace, 'kittiwakes')).toBe(1);
+  });
+
+  it('ends with the newest content when the original is overwritten mid-flight and a later claim takes over', async () => {
+    const namespace = unique('flight');
+    const id = await stage(namespace, 'Version one: razorbills winter at sea.');
+    const key = `originals/${namespace}/${id}`;
+    let overtaken = false;
+    // While the first claim embeds its (old) content: the object is overwritten, the claim's lease
+    // runs out, and a later delivery ingests the new content to the end.
+    const slow: EmbeddingProvider = {
+      model: services.embedder.model,
+      dimensions: services.embedder.dimensions,
+      maxBatchSize: 100,
+      embed: async (texts) => {
+        if (!overtaken) {
+          overtaken = true;
+          await services.originals.put(key, 'Version two: guillemots crowd the stacks.');
+          await env.DB.prepare('UPDATE documents SET lease_until = ? WHERE id = ?').bind(Date.now() - 1, id).run();
+          expect(await ingestOne(id)).toMatchObject({ status: 'ready' });
+        }
+        return services.embedder.embed(texts);
+      },
+    };
+    expect(await ingestOne(id, { ...services, embedder: slow })).toEqual({ status: 'superseded' });
+    expect(await services.documents.get(id)).toMatchObject({ status: 'ready', chunkCount: 1 });
+    expect(await keywordHits(namespace, 'guillemots')).toBe(1);
+    expect(await keywordHits(namespace, 'razorbills')).toBe(0);
   });
 
   it('ingests a good document even when the same batch holds an unreadable one', async () => {

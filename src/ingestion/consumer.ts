@@ -12,6 +12,9 @@ import { applyR2Event, R2EventMessage } from './r2-events';
  */
 export const MAX_ATTEMPTS = 6;
 
+/** The longest delay a queue message can be retried with (Cloudflare Queues: 12 hours). */
+const MAX_DELAY_SECONDS = 12 * 60 * 60;
+
 /** Exponential backoff for transient failures: 10 s, 20 s, 40 s … capped at 10 minutes. */
 export function retryDelaySeconds(attempt: number): number {
   return Math.min(600, 10 * 2 ** (attempt - 1));
@@ -62,10 +65,16 @@ export async function consumeIngestBatch(batch: MessageBatch<unknown>, services:
   }
   for (const { message, documentId } of valid) {
     const outcome = outcomes.get(documentId);
+    if (outcome?.status === 'deferred') {
+      // Another delivery holds the document: this one waits for its lease, failing nothing.
+      retry(message, Math.min(outcome.retryAfterSeconds, MAX_DELAY_SECONDS));
+      continue;
+    }
     if (outcome?.status !== 'retry') {
       message.ack();
       continue;
     }
+    const { attempt } = outcome;
     console.error('ingest: attempt', message.attempts, 'failed for', documentId, outcome.error);
     const reason = outcome.error instanceof AppError ? outcome.error.message : 'an internal error (see the Worker logs)';
     const final = (outcome.error instanceof AppError && !outcome.error.retryable) || message.attempts >= MAX_ATTEMPTS;
@@ -76,6 +85,7 @@ export async function consumeIngestBatch(batch: MessageBatch<unknown>, services:
         const kept = await services.documents.keepPreviousVersion(
           documentId,
           `Re-indexing failed (${reason}); the previous version is still searchable. Re-index it to try again.`,
+          attempt,
         );
         if (kept) {
           if (message.attempts >= MAX_ATTEMPTS && !(outcome.error instanceof AppError && !outcome.error.retryable)) {
@@ -88,15 +98,15 @@ export async function consumeIngestBatch(batch: MessageBatch<unknown>, services:
         if (document) await removeFromIndexes(services, document);
       }
       if (outcome.error instanceof AppError && !outcome.error.retryable) {
-        await services.documents.markFailed(documentId, `Indexing failed: ${reason}`);
+        await services.documents.markFailed(documentId, `Indexing failed: ${reason}`, attempt);
         message.ack();
       } else if (message.attempts >= MAX_ATTEMPTS) {
-        await services.documents.markFailed(documentId, `Indexing failed after ${message.attempts} attempts: ${reason}`);
+        await services.documents.markFailed(documentId, `Indexing failed after ${message.attempts} attempts: ${reason}`, attempt);
         metrics.inc('rag_queue_dead_lettered_total');
         message.retry(); // past max_retries: the queue moves it to the dead-letter queue
       } else {
         const delaySeconds = retryDelaySeconds(message.attempts);
-        await services.documents.markRetrying(documentId, `Attempt ${message.attempts} failed (${reason}); retrying in ${delaySeconds} s.`);
+        await services.documents.markRetrying(documentId, `Attempt ${message.attempts} failed (${reason}); retrying in ${delaySeconds} s.`, attempt);
         retry(message, delaySeconds);
       }
     } catch (error) {

@@ -11,14 +11,26 @@ export type IngestOutcome =
   | { status: 'failed'; reason: string }
   /** The document was deleted before or while it was processed. */
   | { status: 'gone' }
-  /** A transient failure (storage, provider): the work may be repeated later. */
-  | { status: 'retry'; error: unknown };
+  /** Another delivery holds the document (its lease runs): try again once the lease ends. */
+  | { status: 'deferred'; retryAfterSeconds: number }
+  /** This claim's lease ran out and another delivery took the document over: its outcome counts. */
+  | { status: 'superseded' }
+  /** A transient failure (storage, provider): the work may be repeated later. `attempt`: the claim. */
+  | { status: 'retry'; error: unknown; attempt?: string };
+
+/**
+ * How long a claim holds a document: a queue consumer's invocation runs at most 15 minutes
+ * of wall time, so a claim older than that belongs to an invocation that died.
+ */
+export const LEASE_MS = 15 * 60 * 1000;
 
 /** Chunks pending before they are embedded and written: bounds memory when a batch holds big documents. */
 const CHUNKS_PER_GROUP = 2000;
 
 interface Prepared {
   document: DocumentRecord;
+  /** The claim this ingestion holds the document by. */
+  attempt: string;
   records: ChunkRecord[];
 }
 
@@ -37,9 +49,14 @@ interface Prepared {
  */
 export async function ingestDocuments(services: Services, ids: string[]): Promise<Map<string, IngestOutcome>> {
   const outcomes = new Map<string, IngestOutcome>();
-  const found = await services.documents.getMany(ids);
-  const claimed = await services.documents.markProcessing([...found.keys()]);
-  for (const id of ids) if (!claimed.has(id)) outcomes.set(id, { status: 'gone' });
+  const { claimed, held } = await services.documents.claim(ids, LEASE_MS);
+  for (const id of ids) {
+    const until = held.get(id);
+    if (until !== undefined) outcomes.set(id, { status: 'deferred', retryAfterSeconds: Math.max(1, Math.ceil((until - Date.now()) / 1000)) });
+    else if (!claimed.has(id)) outcomes.set(id, { status: 'gone' });
+  }
+  const found = await services.documents.getMany([...claimed.keys()]);
+  const attemptOf = (id: string) => claimed.get(id) as string;
 
   // Documents are read and parsed a few at a time and indexed whenever enough chunks are
   // pending, so a batch of large documents never holds all their chunks in memory at once.
@@ -53,7 +70,7 @@ export async function ingestDocuments(services: Services, ids: string[]): Promis
       for (const [id, outcome] of await index(services, group)) outcomes.set(id, outcome);
     } catch (error) {
       if (group.length === 1) {
-        outcomes.set(group[0]!.document.id, { status: 'retry', error });
+        outcomes.set(group[0]!.document.id, { status: 'retry', error, attempt: attemptOf(group[0]!.document.id) });
         return;
       }
       // One document (a provider refusing its text, say) fails the group's shared calls: each
@@ -62,12 +79,12 @@ export async function ingestDocuments(services: Services, ids: string[]): Promis
         try {
           for (const [id, outcome] of await index(services, [one])) outcomes.set(id, outcome);
         } catch (alone) {
-          outcomes.set(one.document.id, { status: 'retry', error: alone });
+          outcomes.set(one.document.id, { status: 'retry', error: alone, attempt: attemptOf(one.document.id) });
         }
       }
     }
   };
-  const documents = [...claimed].map((id) => found.get(id) as DocumentRecord);
+  const documents = [...claimed.keys()].flatMap((id) => found.get(id) ?? []);
   const budget = new PassageBudget(services.config.QUOTA_PASSAGES, services.chunks);
   const concurrency = services.config.INGEST_CONCURRENCY;
   for (let i = 0; i < documents.length; i += concurrency) {
@@ -76,11 +93,11 @@ export async function ingestDocuments(services: Services, ids: string[]): Promis
         try {
           const records = await prepare(services, document);
           await budget.reserve(document.namespace, records.length, document.chunkCount);
-          pending.push({ document, records });
+          pending.push({ document, attempt: attemptOf(document.id), records });
           pendingChunks += records.length;
         } catch (error) {
           if (error instanceof UnreadableDocumentError) unreadable.push({ document, reason: error.message });
-          else outcomes.set(document.id, { status: 'retry', error });
+          else outcomes.set(document.id, { status: 'retry', error, attempt: attemptOf(document.id) });
         }
       }),
     );
@@ -91,14 +108,15 @@ export async function ingestDocuments(services: Services, ids: string[]): Promis
   for (const { document, reason } of unreadable) {
     try {
       // A ready document whose original became unreadable keeps serving its previous version.
-      const kept = await services.documents.keepPreviousVersion(document.id, `Re-indexing failed: ${reason} The previous version is still searchable.`);
+      const attempt = attemptOf(document.id);
+      const kept = await services.documents.keepPreviousVersion(document.id, `Re-indexing failed: ${reason} The previous version is still searchable.`, attempt);
       if (!kept) {
         await removeFromIndexes(services, document);
-        await services.documents.markFailed(document.id, reason);
+        await services.documents.markFailed(document.id, reason, attempt);
       }
       outcomes.set(document.id, { status: 'failed', reason });
     } catch (error) {
-      outcomes.set(document.id, { status: 'retry', error });
+      outcomes.set(document.id, { status: 'retry', error, attempt: attemptOf(document.id) });
     }
   }
   return outcomes;
@@ -126,11 +144,12 @@ const STAGE_SLICE = 500;
 async function index(services: Services, group: Prepared[]): Promise<Map<string, IngestOutcome>> {
   const { embedder, engine, chunks } = services;
   const embeddedBefore = await chunks.embeddedModels(group.map((p) => p.document.id));
-  const plans = group.map(({ document, records }) => {
+  const plans = group.map(({ document, attempt, records }) => {
     const before = embeddedBefore.get(document.id) ?? new Map<string, string>();
     const wanted = new Set(records.map((r) => r.id));
     return {
       document,
+      attempt,
       records,
       embedded: records.filter((r) => before.get(r.id) !== embedder.model).length,
       stale: [...before.keys()].filter((id) => !wanted.has(id)),
@@ -175,12 +194,25 @@ async function index(services: Services, group: Prepared[]): Promise<Map<string,
     }
   }
 
+  // Only claims that still hold their document record and activate it: one taken over (its lease
+  // ran out while this ran) or deleted meanwhile must not replace what the newer claim activates.
+  const holding = await services.documents.holding(new Map(plans.map((p) => [p.document.id, p.attempt])));
+  const outcomes = new Map<string, IngestOutcome>();
+  for (const plan of plans.filter((p) => !holding.has(p.document.id))) {
+    if (await services.documents.get(plan.document.id)) outcomes.set(plan.document.id, { status: 'superseded' });
+    else {
+      await removeFromIndexes(services, plan.document);
+      outcomes.set(plan.document.id, { status: 'gone' });
+    }
+  }
+  const held = plans.filter((p) => holding.has(p.document.id));
+  if (held.length === 0) return outcomes;
   await chunks.write(
-    plans.flatMap((p) => p.records),
-    plans.flatMap((p) => p.stale.map((id) => ({ id, documentId: p.document.id }))),
+    held.flatMap((p) => p.records),
+    held.flatMap((p) => p.stale.map((id) => ({ id, documentId: p.document.id }))),
   );
   const versions = new Map<string, DocumentVersion[]>();
-  for (const { document, records } of plans) {
+  for (const { document, records } of held) {
     versions.set(document.namespace, [...(versions.get(document.namespace) ?? []), { documentId: document.id, chunkIds: records.map((r) => r.id) }]);
   }
   for (const [namespace, list] of versions) await engine.activate(namespace, list);
@@ -189,22 +221,25 @@ async function index(services: Services, group: Prepared[]): Promise<Map<string,
   try {
     // An asynchronous engine applies writes in order: the group's last write covers all its documents.
     ready = await services.documents.markReady(
-      plans.map((p) => ({ id: p.document.id, chunkCount: p.records.length, embeddingModel: embedder.model })),
+      held.map((p) => ({ id: p.document.id, attempt: p.attempt, chunkCount: p.records.length, embeddingModel: embedder.model })),
       engine.lastWrite(),
     );
   } catch (error) {
     // A document never ready before must not stay searchable while the retry is pending; its
     // catalog rows go too, so the retry embeds and stages it afresh.
-    for (const { document } of plans) {
+    for (const { document } of held) {
       if (document.indexedAt === null) await removeFromIndexes(services, document).catch((cause) => console.error('ingest: could not take back', document.id, cause));
     }
     throw error;
   }
-  const outcomes = new Map<string, IngestOutcome>();
-  for (const plan of plans) {
+  for (const plan of held) {
     if (ready.has(plan.document.id)) {
       const embedded = plan.embedded + (embeddedNow.get(plan.document.id) ?? 0);
       outcomes.set(plan.document.id, { status: 'ready', chunkCount: plan.records.length, embedded, removed: plan.stale.length });
+    } else if (await services.documents.get(plan.document.id)) {
+      // Still there, so another delivery took it over after this claim's lease ran out: what
+      // that one activates (last) is the document's version; this outcome is dropped.
+      outcomes.set(plan.document.id, { status: 'superseded' });
     } else {
       // Deleted while we worked: take back what we wrote. The engine showed it from `activate`
       // until now, after the delete had bumped the generation: bump it again.

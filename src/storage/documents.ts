@@ -148,23 +148,53 @@ export class DocumentStore {
     };
   }
 
-  /** Claims documents for processing; returns those that still exist (not deleted meanwhile). */
-  async markProcessing(ids: string[]): Promise<Set<string>> {
-    const now = new Date().toISOString();
-    const statement = this.#db.prepare(`UPDATE documents SET status = 'processing', updated_at = ? WHERE id = ?`);
-    return this.#changed(ids, (id) => statement.bind(now, id));
+  /**
+   * Claims documents for processing, compare-and-set: a document is claimed unless another
+   * claim's lease still runs. Returns the claimed ones with their attempt token, and the held
+   * ones with when their lease ends (ms); an id in neither no longer exists.
+   */
+  async claim(ids: string[], leaseMs: number): Promise<{ claimed: Map<string, string>; held: Map<string, number> }> {
+    const now = Date.now();
+    const statement = this.#db.prepare(
+      `UPDATE documents SET status = 'processing', attempt = ?, lease_until = ?, updated_at = ?
+       WHERE id = ? AND (status != 'processing' OR lease_until IS NULL OR lease_until <= ?)`,
+    );
+    const tokens = new Map(ids.map((id) => [id, crypto.randomUUID()]));
+    const won = await this.#changed(ids, (id) => statement.bind(tokens.get(id), now + leaseMs, new Date(now).toISOString(), id, now));
+    const claimed = new Map([...won].map((id) => [id, tokens.get(id) as string]));
+    const held = new Map<string, number>();
+    const others = ids.filter((id) => !won.has(id));
+    if (others.length) {
+      const { results } = await this.#db
+        .prepare('SELECT id, lease_until FROM documents WHERE id IN (SELECT value FROM json_each(?))')
+        .bind(JSON.stringify(others))
+        .all<{ id: string; lease_until: number | null }>();
+      for (const row of results) held.set(row.id, row.lease_until ?? now);
+    }
+    return { claimed, held };
+  }
+
+  /** The claims (id → attempt) that still hold their document: not deleted, not taken over. */
+  async holding(claims: Map<string, string>): Promise<Set<string>> {
+    if (claims.size === 0) return new Set();
+    const { results } = await this.#db
+      .prepare('SELECT id, attempt FROM documents WHERE id IN (SELECT value FROM json_each(?))')
+      .bind(JSON.stringify([...claims.keys()]))
+      .all<{ id: string; attempt: string | null }>();
+    return new Set(results.filter((row) => row.attempt !== null && row.attempt === claims.get(row.id)).map((row) => row.id));
   }
 
   /** Marks documents searchable; returns those that still exist (not deleted meanwhile). */
   async markReady(
-    updates: { id: string; chunkCount: number; embeddingModel: string }[],
+    updates: { id: string; attempt: string; chunkCount: number; embeddingModel: string }[],
     vectorWrite: VectorWrite | null,
   ): Promise<Set<string>> {
     const now = new Date().toISOString();
+    // Only the claim that holds the document: a claim taken over after its lease ran out changes nothing.
     const statement = this.#db.prepare(
       `UPDATE documents SET status = 'ready', error = NULL, chunk_count = ?, embedding_model = ?, indexed_at = ?,
-         updated_at = ?, vector_mutation_id = ?, vector_mutation_at = ?
-       WHERE id = ?`,
+         updated_at = ?, vector_mutation_id = ?, vector_mutation_at = ?, attempt = NULL, lease_until = NULL
+       WHERE id = ? AND attempt IS ?`,
     );
     const byId = new Map(updates.map((u) => [u.id, u]));
     const ids = [...byId.keys()];
@@ -173,7 +203,7 @@ export class DocumentStore {
       ids,
       (id) => {
         const u = byId.get(id) as (typeof updates)[number];
-        return statement.bind(u.chunkCount, u.embeddingModel, now, now, vectorWrite?.mutationId ?? null, vectorWrite?.at ?? null, id);
+        return statement.bind(u.chunkCount, u.embeddingModel, now, now, vectorWrite?.mutationId ?? null, vectorWrite?.at ?? null, id, u.attempt);
       },
       [this.#bumpGenerations(ids)],
     );
@@ -206,13 +236,14 @@ export class DocumentStore {
    * Also bumps the namespace's generation, whether or not the document was ever ready: a
    * failed attempt may have published passages (local index) before they were taken back.
    */
-  async markFailed(id: string, reason: string): Promise<void> {
+  async markFailed(id: string, reason: string, attempt: string | null = null): Promise<void> {
     await this.#db.batch([
       this.#db
         .prepare(
-          `UPDATE documents SET status = 'failed', error = ?, chunk_count = 0, indexed_at = NULL, updated_at = ? WHERE id = ?`,
+          `UPDATE documents SET status = 'failed', error = ?, chunk_count = 0, indexed_at = NULL, updated_at = ?, attempt = NULL, lease_until = NULL
+           WHERE id = ? AND (?4 IS NULL OR attempt IS ?4)`,
         )
-        .bind(reason, new Date().toISOString(), id),
+        .bind(reason, new Date().toISOString(), id, attempt),
       this.#bumpGenerations([id]),
     ]);
   }
@@ -221,10 +252,14 @@ export class DocumentStore {
    * Back in the queue after a transient failure; `note` says why, for the user. A document
    * that was ready stays `ready`: its previous version is still what search returns.
    */
-  async markRetrying(id: string, note: string): Promise<void> {
+  async markRetrying(id: string, note: string, attempt: string | null = null): Promise<void> {
     await this.#db
-      .prepare(`UPDATE documents SET status = CASE WHEN indexed_at IS NULL THEN 'queued' ELSE 'ready' END, error = ?, updated_at = ? WHERE id = ?`)
-      .bind(note, new Date().toISOString(), id)
+      .prepare(
+        `UPDATE documents SET status = CASE WHEN indexed_at IS NULL THEN 'queued' ELSE 'ready' END, error = ?, updated_at = ?,
+           attempt = NULL, lease_until = NULL
+         WHERE id = ? AND (?4 IS NULL OR attempt IS ?4)`,
+      )
+      .bind(note, new Date().toISOString(), id, attempt)
       .run();
   }
 
@@ -233,10 +268,13 @@ export class DocumentStore {
    * previous version, with `note` saying what failed. Returns false for a document that never
    * was ready (nothing to keep), which the caller fails instead.
    */
-  async keepPreviousVersion(id: string, note: string): Promise<boolean> {
+  async keepPreviousVersion(id: string, note: string, attempt: string | null = null): Promise<boolean> {
     const result = await this.#db
-      .prepare(`UPDATE documents SET status = 'ready', error = ?, updated_at = ? WHERE id = ? AND indexed_at IS NOT NULL`)
-      .bind(note, new Date().toISOString(), id)
+      .prepare(
+        `UPDATE documents SET status = 'ready', error = ?, updated_at = ?, attempt = NULL, lease_until = NULL
+         WHERE id = ? AND indexed_at IS NOT NULL AND (?4 IS NULL OR attempt IS ?4)`,
+      )
+      .bind(note, new Date().toISOString(), id, attempt)
       .run();
     return (result.meta.changes ?? 0) > 0;
   }
