@@ -16,6 +16,7 @@ interface __BaseEnv_Env {
 	VECTOR_INDEX: DurableObjectNamespace<import("./src/index").LocalVectorIndex>;
 	RATE_LIMITER: DurableObjectNamespace<import("./src/index").RateLimiter>;
 	METRICS: DurableObjectNamespace<import("./src/index").MetricsStore>;
+	SWEEPER: DurableObjectNamespace<import("./src/index").Sweeper>;
 }
 declare namespace Cloudflare {
 	interface GlobalProps {
@@ -38,6 +39,7 @@ declare namespace Cloudflare {
 		VECTOR_INDEX: DurableObjectNamespace<import("./src/index").LocalVectorIndex>;
 		RATE_LIMITER: DurableObjectNamespace<import("./src/index").RateLimiter>;
 		METRICS: DurableObjectNamespace<import("./src/index").MetricsStore>;
+	SWEEPER: DurableObjectNamespace<import("./src/index").Sweeper>;
 	}
 	interface Env extends __BaseEnv_Env {}
 }

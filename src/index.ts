@@ -8,6 +8,7 @@ import { getServices } from './composition';
 export { LocalVectorIndex } from './engines/local/vector-index';
 export { MetricsStore } from './observability/metrics-store';
 export { RateLimiter } from './security/rate-limiter';
+export { Sweeper } from './sweeper';
 
 // Validate the configuration when the Worker starts: a bad setting stops it here, with a
 // message naming the setting, instead of failing request by request.

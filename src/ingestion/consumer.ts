@@ -106,7 +106,7 @@ export async function consumeIngestBatch(batch: MessageBatch<unknown>, services:
         message.retry(); // past max_retries: the queue moves it to the dead-letter queue
       } else {
         const delaySeconds = retryDelaySeconds(message.attempts);
-        await services.documents.markRetrying(documentId, `Attempt ${message.attempts} failed (${reason}); retrying in ${delaySeconds} s.`, attempt);
+        await services.documents.markRetrying(documentId, `Attempt ${message.attempts} failed (${reason}); retrying in ${delaySeconds} s.`, delaySeconds, attempt);
         retry(message, delaySeconds);
       }
     } catch (error) {

@@ -114,15 +114,15 @@ export class DocumentStore {
     if (documents.length === 0) return;
     const now = new Date().toISOString();
     const statement = this.#db.prepare(
-      `INSERT INTO documents (id, namespace, title, filename, type, size, r2_key, metadata, status, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)
+      `INSERT INTO documents (id, namespace, title, filename, type, size, r2_key, metadata, status, created_at, updated_at, due_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET status = 'queued', error = NULL, title = excluded.title,
          filename = excluded.filename, type = excluded.type, size = excluded.size, r2_key = excluded.r2_key,
-         metadata = excluded.metadata, updated_at = excluded.updated_at`,
+         metadata = excluded.metadata, updated_at = excluded.updated_at, due_at = excluded.due_at`,
     );
     await this.#db.batch(
       documents.map((d) =>
-        statement.bind(d.id, d.namespace, d.title, d.filename, d.type, d.size, d.r2Key, JSON.stringify(d.metadata), now, now),
+        statement.bind(d.id, d.namespace, d.title, d.filename, d.type, d.size, d.r2Key, JSON.stringify(d.metadata), now, now, Date.now()),
       ),
     );
   }
@@ -252,14 +252,14 @@ export class DocumentStore {
    * Back in the queue after a transient failure; `note` says why, for the user. A document
    * that was ready stays `ready`: its previous version is still what search returns.
    */
-  async markRetrying(id: string, note: string, attempt: string | null = null): Promise<void> {
+  async markRetrying(id: string, note: string, delaySeconds: number, attempt: string | null = null): Promise<void> {
     await this.#db
       .prepare(
         `UPDATE documents SET status = CASE WHEN indexed_at IS NULL THEN 'queued' ELSE 'ready' END, error = ?, updated_at = ?,
-           attempt = NULL, lease_until = NULL
+           attempt = NULL, lease_until = NULL, due_at = ?5
          WHERE id = ? AND (?4 IS NULL OR attempt IS ?4)`,
       )
-      .bind(note, new Date().toISOString(), id, attempt)
+      .bind(note, new Date().toISOString(), id, attempt, Date.now() + delaySeconds * 1000)
       .run();
   }
 
@@ -281,10 +281,30 @@ export class DocumentStore {
 
   async markQueued(ids: string[]): Promise<void> {
     const now = new Date().toISOString();
-    const statement = this.#db.prepare(`UPDATE documents SET status = 'queued', updated_at = ? WHERE id = ?`);
+    const statement = this.#db.prepare(`UPDATE documents SET status = 'queued', updated_at = ?, due_at = ? WHERE id = ?`);
     for (let i = 0; i < ids.length; i += 500) {
-      await this.#db.batch(ids.slice(i, i + 500).map((id) => statement.bind(now, id)));
+      await this.#db.batch(ids.slice(i, i + 500).map((id) => statement.bind(now, Date.now(), id)));
     }
+  }
+
+  /**
+   * Documents nothing is working on any more: queued with their message overdue by `graceMs`,
+   * or processing under a lease that ran out. At most `limit`; their due time moves to now, so
+   * one sweep re-sends them once.
+   */
+  async overdue(graceMs: number, limit: number): Promise<string[]> {
+    const now = Date.now();
+    const { results } = await this.#db
+      .prepare(
+        `UPDATE documents SET due_at = ?1 WHERE id IN (
+           SELECT id FROM documents
+           WHERE (status = 'queued' AND coalesce(due_at, 0) < ?1 - ?2) OR (status = 'processing' AND coalesce(lease_until, 0) < ?1)
+           LIMIT ?3)
+         RETURNING id`,
+      )
+      .bind(now, graceMs, limit)
+      .all<{ id: string }>();
+    return results.map((row) => row.id);
   }
 
   /** Removes rows that were never ingested (an upload undone); nothing else refers to them yet. */

@@ -7,6 +7,7 @@ import { API_UPLOAD_PREFIX } from '../../ingestion/r2-events';
 import { manifestKey } from '../../ingestion/recovery';
 import { acceptUploads, type UploadFile } from '../../ingestion/upload';
 import { atMost } from '../../ingestion/metadata-rules';
+import { armSweeper } from '../../sweeper';
 import type { AppEnv } from '../app-env';
 import { limitBody } from '../body-limit';
 import { chargeMore, guard, ROUTE_COST } from '../guard';
@@ -54,6 +55,8 @@ documentRoutes.post(
   (c, next) => limitBody(c.var.services.config.MAX_UPLOAD_BYTES)(c, next),
   async (c) => {
     const { services, principal } = c.var;
+    // Whatever this upload queues, the sweeper sees to it that it does not stay queued.
+    await armSweeper(c.env.SWEEPER);
     const contentType = c.req.header('content-type') ?? '';
     let files: UploadFile[];
     let namespace: string | undefined;

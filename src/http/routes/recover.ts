@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { recoverPage } from '../../ingestion/recovery';
+import { armSweeper } from '../../sweeper';
 import type { AppEnv } from '../app-env';
 import { guard } from '../guard';
 import { validate } from '../validation';
@@ -14,6 +15,7 @@ export const recoverRoutes = new Hono<AppEnv>();
  * null (`node scripts/recover.mjs` does). An intact catalog is left as it is.
  */
 recoverRoutes.post('/', guard('admin'), async (c) => {
+  await armSweeper(c.env.SWEEPER);
   const { cursor } = validate(z.object({ cursor: z.string().min(1).max(1024).optional() }), c.req.query());
   return c.json(await recoverPage(c.var.services, cursor), 202);
 });

@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { sendIngestMessages } from '../../ingestion/messages';
+import { armSweeper } from '../../sweeper';
 import type { AppEnv } from '../app-env';
 import { guard } from '../guard';
 import { namespaceFor, requireAdmin } from '../tenancy';
@@ -19,6 +20,7 @@ reindexRoutes.post('/', guard('write'), async (c) => {
   const { namespace } = validate(z.object({ namespace: Namespace.optional() }), c.req.query());
   if (namespace === undefined) requireAdmin(principal, 'Re-indexing every namespace');
   else namespaceFor(principal, namespace, services.config);
+  await armSweeper(c.env.SWEEPER);
   const ids = await services.documents.allIds(namespace);
   await services.documents.markQueued(ids);
   await sendIngestMessages(services.queue, ids);
