@@ -19,10 +19,11 @@ export type IngestOutcome =
   | { status: 'retry'; error: unknown; attempt?: string };
 
 /**
- * How long a claim holds a document: a queue consumer's invocation runs at most 15 minutes
- * of wall time, so a claim older than that belongs to an invocation that died.
+ * How long a claim holds a document without news from its invocation, which renews it every
+ * quarter of that while it works: a claim not renewed for two minutes belongs to an
+ * invocation that died (a restart, a crash), and the sweeper or a redelivery takes it over.
  */
-export const LEASE_MS = 15 * 60 * 1000;
+export const LEASE_MS = 2 * 60 * 1000;
 
 /** Chunks pending before they are embedded and written: bounds memory when a batch holds big documents. */
 const CHUNKS_PER_GROUP = 2000;
@@ -56,6 +57,24 @@ export async function ingestDocuments(services: Services, ids: string[]): Promis
     else if (!claimed.has(id)) outcomes.set(id, { status: 'gone' });
   }
   const found = await services.documents.getMany([...claimed.keys()]);
+  // The claims' leases are renewed while this invocation works on them.
+  const heartbeat = setInterval(() => {
+    services.documents.renew(claimed, LEASE_MS).catch((error) => console.error('ingest: could not renew claims', error));
+  }, LEASE_MS / 4);
+  try {
+    return await ingestClaimed(services, claimed, found, outcomes);
+  } finally {
+    clearInterval(heartbeat);
+  }
+}
+
+/** The ingestion of the documents this invocation claimed (see ingestDocuments). */
+async function ingestClaimed(
+  services: Services,
+  claimed: Map<string, string>,
+  found: Map<string, DocumentRecord>,
+  outcomes: Map<string, IngestOutcome>,
+): Promise<Map<string, IngestOutcome>> {
   const attemptOf = (id: string) => claimed.get(id) as string;
 
   // Documents are read and parsed a few at a time and indexed whenever enough chunks are

@@ -174,6 +174,13 @@ export class DocumentStore {
     return { claimed, held };
   }
 
+  /** Extends the leases of claims (id → attempt) that still hold their document. */
+  async renew(claims: Map<string, string>, leaseMs: number): Promise<void> {
+    if (claims.size === 0) return;
+    const statement = this.#db.prepare('UPDATE documents SET lease_until = ? WHERE id = ? AND attempt = ?');
+    await this.#db.batch([...claims].map(([id, attempt]) => statement.bind(Date.now() + leaseMs, id, attempt)));
+  }
+
   /** The claims (id → attempt) that still hold their document: not deleted, not taken over. */
   async holding(claims: Map<string, string>): Promise<Set<string>> {
     if (claims.size === 0) return new Set();
@@ -240,8 +247,8 @@ export class DocumentStore {
     await this.#db.batch([
       this.#db
         .prepare(
-          `UPDATE documents SET status = 'failed', error = ?, chunk_count = 0, indexed_at = NULL, updated_at = ?, attempt = NULL, lease_until = NULL
-           WHERE id = ? AND (?4 IS NULL OR attempt IS ?4)`,
+          `UPDATE documents SET status = 'failed', error = ?1, chunk_count = 0, indexed_at = NULL, updated_at = ?2, attempt = NULL, lease_until = NULL
+           WHERE id = ?3 AND (?4 IS NULL OR attempt IS ?4)`,
         )
         .bind(reason, new Date().toISOString(), id, attempt),
       this.#bumpGenerations([id]),
@@ -255,9 +262,9 @@ export class DocumentStore {
   async markRetrying(id: string, note: string, delaySeconds: number, attempt: string | null = null): Promise<void> {
     await this.#db
       .prepare(
-        `UPDATE documents SET status = CASE WHEN indexed_at IS NULL THEN 'queued' ELSE 'ready' END, error = ?, updated_at = ?,
+        `UPDATE documents SET status = CASE WHEN indexed_at IS NULL THEN 'queued' ELSE 'ready' END, error = ?1, updated_at = ?2,
            attempt = NULL, lease_until = NULL, due_at = ?5
-         WHERE id = ? AND (?4 IS NULL OR attempt IS ?4)`,
+         WHERE id = ?3 AND (?4 IS NULL OR attempt IS ?4)`,
       )
       .bind(note, new Date().toISOString(), id, attempt, Date.now() + delaySeconds * 1000)
       .run();
@@ -271,8 +278,8 @@ export class DocumentStore {
   async keepPreviousVersion(id: string, note: string, attempt: string | null = null): Promise<boolean> {
     const result = await this.#db
       .prepare(
-        `UPDATE documents SET status = 'ready', error = ?, updated_at = ?, attempt = NULL, lease_until = NULL
-         WHERE id = ? AND indexed_at IS NOT NULL AND (?4 IS NULL OR attempt IS ?4)`,
+        `UPDATE documents SET status = 'ready', error = ?1, updated_at = ?2, attempt = NULL, lease_until = NULL
+         WHERE id = ?3 AND indexed_at IS NOT NULL AND (?4 IS NULL OR attempt IS ?4)`,
       )
       .bind(note, new Date().toISOString(), id, attempt)
       .run();
