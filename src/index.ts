@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers';
 import { app } from './app';
 import { loadConfig } from './config';
-import { consumeIngestBatch } from './ingestion/consumer';
+import { consumeDeadLetters, consumeIngestBatch } from './ingestion/consumer';
 import { flushMetrics } from './observability/flush';
 import { getServices } from './composition';
 
@@ -18,7 +18,8 @@ export default {
   fetch: app.fetch,
   async queue(batch, env) {
     try {
-      await consumeIngestBatch(batch, getServices(env));
+      if (batch.queue.endsWith('-dlq')) await consumeDeadLetters(batch, getServices(env));
+      else await consumeIngestBatch(batch, getServices(env));
     } finally {
       // A consumer invocation may be the isolate's last: send what it counted now.
       await flushMetrics(env.METRICS);

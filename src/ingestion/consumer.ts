@@ -120,3 +120,30 @@ function retry(message: Message<unknown>, delaySeconds: number): void {
   metrics.inc('rag_queue_retries_total');
   message.retry({ delaySeconds });
 }
+
+/**
+ * Handles the dead-letter queue: messages whose document ran out of attempts. The last attempt
+ * usually marked it already; when its invocation died instead (out of memory or time), the
+ * document is still queued or processing, and is marked here with its last reason: failed, or,
+ * if it was ready before, ready on its previous version with the note.
+ */
+export async function consumeDeadLetters(batch: MessageBatch<unknown>, services: Services): Promise<void> {
+  for (const message of batch.messages) {
+    const ingest = IngestMessage.safeParse(message.body);
+    if (!ingest.success) {
+      console.error('ingest: dead letter that is not an ingest message', message.id, JSON.stringify(message.body)?.slice(0, 500));
+      message.ack();
+      continue;
+    }
+    const document = await services.documents.get(ingest.data.documentId);
+    if (document && (document.status === 'queued' || document.status === 'processing')) {
+      const reason = `Ingestion gave up after ${MAX_ATTEMPTS} attempts: ${document.error ?? 'its last attempt ended without a reason (it may have run out of memory or time)'}`;
+      metrics.inc('rag_queue_dead_lettered_total');
+      if (!(await services.documents.keepPreviousVersion(document.id, `${reason} The previous version is still searchable.`))) {
+        await removeFromIndexes(services, document);
+        await services.documents.markFailed(document.id, reason);
+      }
+    }
+    message.ack();
+  }
+}

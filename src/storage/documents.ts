@@ -338,11 +338,12 @@ export class DocumentStore {
       .run();
   }
 
-  async allIds(namespace?: string): Promise<string[]> {
-    const statement = namespace
-      ? this.#db.prepare('SELECT id FROM documents WHERE namespace = ?').bind(namespace)
-      : this.#db.prepare('SELECT id FROM documents');
-    const { results } = await statement.all<{ id: string }>();
+  /** Ids of every document, or of a namespace's, or of those in a status. */
+  async allIds(namespace?: string, status?: DocumentStatus): Promise<string[]> {
+    const { results } = await this.#db
+      .prepare('SELECT id FROM documents WHERE (?1 IS NULL OR namespace = ?1) AND (?2 IS NULL OR status = ?2)')
+      .bind(namespace ?? null, status ?? null)
+      .all<{ id: string }>();
     return results.map((row) => row.id);
   }
 
