@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers';
-import { AppError, type MetadataFilter, parseFilter } from '../src/domain';
+import { type MetadataFilter, parseFilter } from '../src/domain';
 import type { LocalVectorIndex } from '../src/engines/local/vector-index';
-import { BAD_REQUEST, MISCONFIGURED } from '../src/engines/local/vector-rows';
+import { callIndex } from '../src/engines/local/vector-rows';
 import type { VectorMatch, VectorMetadata } from '../src/engines/vector-types';
 
 /**
@@ -12,24 +12,13 @@ import type { VectorMatch, VectorMetadata } from '../src/engines/vector-types';
 export function localVectors(dims: number) {
   const ns = env.VECTOR_INDEX as unknown as DurableObjectNamespace<LocalVectorIndex>;
   const stub = (namespace: string) => ns.get(ns.idFromName(namespace));
-  const call = async <T>(work: () => Promise<T>): Promise<T> => {
-    try {
-      return await work();
-    } catch (err) {
-      if (err instanceof Error && !(err instanceof AppError)) {
-        if (err.message.startsWith(BAD_REQUEST)) throw new AppError('bad_request', err.message);
-        if (err.message.startsWith(MISCONFIGURED)) throw new AppError('misconfigured', err.message);
-      }
-      throw err;
-    }
-  };
   return {
     dimensions: dims,
     upsert: (namespace: string, records: { id: string; values: ArrayLike<number>; metadata: VectorMetadata }[]) =>
-      call(() => stub(namespace).upsert(records.map((r) => ({ ...r, values: Array.from(r.values) })))),
-    deleteByIds: (namespace: string, ids: string[]) => call(() => stub(namespace).deleteByIds(ids)),
+      callIndex(() => stub(namespace).upsert(records.map((r) => ({ ...r, values: Array.from(r.values) })))),
+    deleteByIds: (namespace: string, ids: string[]) => callIndex(() => stub(namespace).deleteByIds(ids)),
     query: (vector: ArrayLike<number>, query: { namespace: string; topK: number; filter?: MetadataFilter }): Promise<VectorMatch[]> =>
-      call(() => stub(query.namespace).query(Array.from(vector), query.topK, parseFilter(query.filter))),
-    count: async (namespace: string) => (await call(() => stub(namespace).count())).vectors,
+      callIndex(() => stub(query.namespace).query(Array.from(vector), query.topK, parseFilter(query.filter))),
+    count: async (namespace: string) => (await callIndex(() => stub(namespace).count())).vectors,
   };
 }

@@ -1,9 +1,9 @@
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
-import { AppError, type MetadataFilter, parseFilter } from '../src/domain';
+import { type MetadataFilter, parseFilter } from '../src/domain';
 import { VectorizeIndex } from '../src/engines/cloudflare/vectorize';
 import type { LocalVectorIndex } from '../src/engines/local/vector-index';
-import { BAD_REQUEST, MISCONFIGURED } from '../src/engines/local/vector-rows';
+import { callIndex } from '../src/engines/local/vector-rows';
 import type { VectorIndex } from '../src/engines/vector-types';
 import { FakeVectorize } from '../fakes/vectorize';
 import { vectorIndexContract } from './contracts/vector-index';
@@ -20,25 +20,14 @@ const instant = { retries: 0, timeoutMs: 5_000, sleep: async () => {} };
 function localDurableObject(dimensions: number): VectorIndex {
   const ns = env.VECTOR_INDEX as unknown as DurableObjectNamespace<LocalVectorIndex>;
   const stub = (namespace: string) => ns.get(ns.idFromName(namespace));
-  const call = async <T,>(work: () => Promise<T>): Promise<T> => {
-    try {
-      return await work();
-    } catch (err) {
-      if (err instanceof Error && !(err instanceof AppError)) {
-        if (err.message.startsWith(BAD_REQUEST)) throw new AppError('bad_request', err.message, { cause: err });
-        if (err.message.startsWith(MISCONFIGURED)) throw new AppError('misconfigured', err.message, { cause: err });
-      }
-      throw err;
-    }
-  };
   return {
     dimensions,
-    upsert: (namespace, records) => call(() => stub(namespace).upsert(records.map((r) => ({ ...r, values: Array.from(r.values) })))),
-    deleteByIds: (namespace, ids) => call(() => stub(namespace).deleteByIds(ids)),
-    query: (vector, { namespace, topK, filter }) => call(() => stub(namespace).query(Array.from(vector), topK, filter ?? null)),
-    count: async (namespace) => (await call(() => stub(namespace).count())).vectors,
+    upsert: (namespace, records) => callIndex(() => stub(namespace).upsert(records.map((r) => ({ ...r, values: Array.from(r.values) })))),
+    deleteByIds: (namespace, ids) => callIndex(() => stub(namespace).deleteByIds(ids)),
+    query: (vector, { namespace, topK, filter }) => callIndex(() => stub(namespace).query(Array.from(vector), topK, filter ?? null)),
+    count: async (namespace) => (await callIndex(() => stub(namespace).count())).vectors,
     dimensionMismatch: async (namespace) => {
-      const stored = await call(() => stub(namespace).storedDimensions());
+      const stored = await callIndex(() => stub(namespace).storedDimensions());
       return stored === null || stored === dimensions ? null : `holds ${stored}-dimensional vectors, not ${dimensions}`;
     },
   };

@@ -1,6 +1,6 @@
-import { AppError, type DocumentVersion, type EngineCounts, type EngineQuery, type IndexedChunk, type ScoredPassage, type SearchEngine, type StoredPassage, type VectorWrite } from '../../domain';
+import { type DocumentVersion, type EngineCounts, type EngineQuery, type IndexedChunk, type ScoredPassage, type SearchEngine, type StoredPassage, type VectorWrite } from '../../domain';
 import type { LocalVectorIndex } from './vector-index';
-import { BAD_REQUEST, MISCONFIGURED, wrongDimensions } from './vector-rows';
+import { callIndex, wrongDimensions } from './vector-rows';
 
 /** Vectorize's limits, kept by the local engine so what works offline works in production. */
 const LIMITS = { maxResults: 100, maxIdBytes: 64, maxNamespaceBytes: 64, writeDelayMs: 0 } as const;
@@ -26,19 +26,6 @@ export class LocalEngine implements SearchEngine {
     return this.ns.get(this.ns.idFromName(namespace));
   }
 
-  /** RPC delivers an AppError as a plain Error with the same message: restore it by prefix. */
-  private async call<T>(work: () => Promise<T>): Promise<T> {
-    try {
-      return await work();
-    } catch (err) {
-      if (err instanceof Error && !(err instanceof AppError)) {
-        if (err.message.startsWith(BAD_REQUEST)) throw new AppError('bad_request', err.message, { cause: err });
-        if (err.message.startsWith(MISCONFIGURED)) throw new AppError('misconfigured', err.message, { cause: err });
-      }
-      throw err;
-    }
-  }
-
   private toArray(values: Float32Array | number[]): number[] {
     if (values.length !== this.dimensions) throw wrongDimensions(values.length, this.dimensions, 'the configuration');
     return Array.from(values);
@@ -51,7 +38,7 @@ export class LocalEngine implements SearchEngine {
     const send = async () => {
       const batch = call;
       (call = []), (bytes = 0);
-      if (batch.length) missing.push(...(await this.call(() => this.stub(namespace).stage(batch))));
+      if (batch.length) missing.push(...(await callIndex(() => this.stub(namespace).stage(batch))));
     };
     for (const chunk of chunks) {
       if (call.length === STAGE_CHUNKS || (bytes > 0 && bytes + chunk.text.length > STAGE_BYTES)) await send();
@@ -63,29 +50,29 @@ export class LocalEngine implements SearchEngine {
   }
 
   async activate(namespace: string, versions: DocumentVersion[]): Promise<void> {
-    if (versions.length) await this.call(() => this.stub(namespace).activate(versions));
+    if (versions.length) await callIndex(() => this.stub(namespace).activate(versions));
   }
 
   async remove(namespace: string, documentId: string): Promise<void> {
-    await this.call(() => this.stub(namespace).remove(documentId));
+    await callIndex(() => this.stub(namespace).remove(documentId));
   }
 
   async search({ namespace, vector, ...query }: EngineQuery): Promise<ScoredPassage[]> {
     const values = vector === null ? null : this.toArray(vector);
-    return this.call(() => this.stub(namespace).search({ ...query, vector: values }));
+    return callIndex(() => this.stub(namespace).search({ ...query, vector: values }));
   }
 
   async documentPassages(namespace: string, documentId: string, { from, limit }: { from: number; limit: number }): Promise<StoredPassage[]> {
-    const passages = await this.call(() => this.stub(namespace).documentPassages(documentId, from, limit));
+    const passages = await callIndex(() => this.stub(namespace).documentPassages(documentId, from, limit));
     return passages.map(({ score: _score, ...passage }) => passage);
   }
 
   async count(namespace: string): Promise<EngineCounts> {
-    return { ...(await this.call(() => this.stub(namespace).count())), vectorScope: 'namespace' };
+    return { ...(await callIndex(() => this.stub(namespace).count())), vectorScope: 'namespace' };
   }
 
   async misconfiguration(namespace: string): Promise<string | null> {
-    const stored = await this.call(() => this.stub(namespace).storedDimensions());
+    const stored = await callIndex(() => this.stub(namespace).storedDimensions());
     if (stored === null || stored === this.dimensions) return null;
     return (
       `The local index of namespace "${namespace}" holds ${stored}-dimensional vectors but the embedder makes ` +

@@ -12,6 +12,22 @@ export const BAD_REQUEST = 'Vector index: ';
 export const bad = (message: string) => new AppError('bad_request', BAD_REQUEST + message);
 /** A vector of another dimension than the index's: the embedder and index disagree, which is the operator's to fix. */
 export const MISCONFIGURED = 'Search engine misconfigured: ';
+/**
+ * Runs a call to the index's Durable Object. RPC delivers an AppError as a plain Error with the
+ * same message: it is restored by its prefix, so a caller's 400 or 503 stays one.
+ */
+export async function callIndex<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof Error && !(err instanceof AppError)) {
+      if (err.message.startsWith(BAD_REQUEST)) throw new AppError('bad_request', err.message, { cause: err });
+      if (err.message.startsWith(MISCONFIGURED)) throw new AppError('misconfigured', err.message, { cause: err });
+    }
+    throw err;
+  }
+}
+
 export const wrongDimensions = (got: number, want: number | null, of: string) =>
   new AppError('misconfigured', `${MISCONFIGURED}a vector has ${got} dimensions but ${of} has ${want} (EMBEDDING_DIMENSIONS, or the model, changed: see /status)`);
 
