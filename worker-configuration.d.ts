@@ -17,11 +17,12 @@ interface __BaseEnv_Env {
 	RATE_LIMITER: DurableObjectNamespace<import("./src/index").RateLimiter>;
 	METRICS: DurableObjectNamespace<import("./src/index").MetricsStore>;
 	SWEEPER: DurableObjectNamespace<import("./src/index").Sweeper>;
+	KEYWORD_SHARDS: DurableObjectNamespace<import("./src/index").KeywordShard>;
 }
 declare namespace Cloudflare {
 	interface GlobalProps {
 		mainModule: typeof import("./src/index");
-		durableNamespaces: "LocalVectorIndex" | "RateLimiter" | "MetricsStore";
+		durableNamespaces: "LocalVectorIndex" | "RateLimiter" | "MetricsStore" | "Sweeper" | "KeywordShard";
 	}
 	interface ProductionEnv {
 		ORIGINALS: R2Bucket;
@@ -40,6 +41,7 @@ declare namespace Cloudflare {
 		RATE_LIMITER: DurableObjectNamespace<import("./src/index").RateLimiter>;
 		METRICS: DurableObjectNamespace<import("./src/index").MetricsStore>;
 	SWEEPER: DurableObjectNamespace<import("./src/index").Sweeper>;
+	KEYWORD_SHARDS: DurableObjectNamespace<import("./src/index").KeywordShard>;
 	}
 	interface Env extends __BaseEnv_Env {}
 }

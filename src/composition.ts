@@ -127,7 +127,12 @@ function createSearchEngine(env: Env, config: Config, dimensions: number): Searc
         metadataIndexes: ['documentId', ...config.FILTERABLE_FIELDS],
         resilience: resilience(BREAKERS.vectors.vectorize, config, config.EMBEDDING_TIMEOUT_MS),
       });
-      return new CloudflareEngine(vectors, new KeywordSearch(env.DB), new PassageTable(env.DB), capabilities);
+      return new CloudflareEngine(
+        vectors,
+        new KeywordSearch(env.DB, requireBinding(env.KEYWORD_SHARDS, 'KEYWORD_SHARDS', 'VECTOR_PROVIDER'), config.KEYWORD_SHARD_SIZE),
+        new PassageTable(env.DB),
+        capabilities,
+      );
     }
   }
 }

@@ -61,6 +61,11 @@ export const Config = z
       .string()
       .default('')
       .transform((list) => list.split(',').map((f) => f.trim()).filter((f) => f && f !== 'documentId')),
+    /**
+     * The Cloudflare engine's keyword index: passages per shard (a Durable Object). A namespace
+     * opens another shard when its shards are full; a query asks them all in parallel.
+     */
+    KEYWORD_SHARD_SIZE: positiveInt(50_000),
     // Retrieval.
     DEFAULT_TOP_K: z.coerce.number().int().min(1).max(50).default(5),
     /** Candidates each retriever contributes before fusion. */

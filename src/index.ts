@@ -5,6 +5,7 @@ import { consumeDeadLetters, consumeIngestBatch } from './ingestion/consumer';
 import { flushMetrics } from './observability/flush';
 import { getServices } from './composition';
 
+export { KeywordShard } from './engines/cloudflare/keyword-shard';
 export { LocalVectorIndex } from './engines/local/vector-index';
 export { MetricsStore } from './observability/metrics-store';
 export { RateLimiter } from './security/rate-limiter';

@@ -14,11 +14,11 @@ export function localEngine(dimensions: number): LocalEngine {
 }
 
 /** The Cloudflare engine over a (fake) Vectorize binding and the test worker's real local D1. */
-export function cloudflareEngine(vectorize: Vectorize, dimensions: number): CloudflareEngine {
+export function cloudflareEngine(vectorize: Vectorize, dimensions: number, shardSize = 50_000): CloudflareEngine {
   const vectors = new VectorizeIndex(vectorize, {
     dimensions,
     metadataIndexes: ['documentId', ...capabilities.filterableFields],
     resilience: { retries: 0, timeoutMs: 5_000 },
   });
-  return new CloudflareEngine(vectors, new KeywordSearch(env.DB), new PassageTable(env.DB), capabilities);
+  return new CloudflareEngine(vectors, new KeywordSearch(env.DB, env.KEYWORD_SHARDS, shardSize), new PassageTable(env.DB), capabilities);
 }

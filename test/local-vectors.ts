@@ -1,7 +1,7 @@
 import { env } from 'cloudflare:workers';
 import { type MetadataFilter, parseFilter } from '../src/domain';
 import type { LocalVectorIndex } from '../src/engines/local/vector-index';
-import { callIndex } from '../src/engines/local/vector-rows';
+import { callIndex } from '../src/engines/rpc-errors';
 import type { VectorMatch, VectorMetadata } from '../src/engines/vector-types';
 
 /**

@@ -21,20 +21,23 @@ searchEngineContract('local', async () => ({
 
 // A fresh Vectorize fake per test (its writes become visible on settle, as Vectorize's do after
 // ~30 s) over the test worker's local D1, migrated by setup.ts. The suite's ids are unique, so
-// tests never meet in D1.
-searchEngineContract('cloudflare', async () => {
-  const metadataIndexes = ['documentId', ...capabilities.filterableFields];
-  const fake = new FakeVectorize({ dimensions: DIMENSIONS, metadataIndexes });
-  const engine = (dimensions: number) =>
-    new CloudflareEngine(
-      new VectorizeIndex(fake, { dimensions, metadataIndexes, resilience }),
-      new KeywordSearch(env.DB),
-      new PassageTable(env.DB),
-      capabilities,
-    );
-  return {
-    engine: engine(DIMENSIONS),
-    settle: async () => fake.processPending(),
-    reconfigured: engine,
-  };
-});
+// tests never meet in D1. Twice: with one keyword shard per namespace, and with shards of two
+// passages, so that every case also runs across several shards.
+for (const [label, shardSize] of [['cloudflare', 50_000], ['cloudflare, 2-passage keyword shards', 2]] as const) {
+  searchEngineContract(label, async () => {
+    const metadataIndexes = ['documentId', ...capabilities.filterableFields];
+    const fake = new FakeVectorize({ dimensions: DIMENSIONS, metadataIndexes });
+    const engine = (dimensions: number) =>
+      new CloudflareEngine(
+        new VectorizeIndex(fake, { dimensions, metadataIndexes, resilience }),
+        new KeywordSearch(env.DB, env.KEYWORD_SHARDS, shardSize),
+        new PassageTable(env.DB),
+        capabilities,
+      );
+    return {
+      engine: engine(DIMENSIONS),
+      settle: async () => fake.processPending(),
+      reconfigured: engine,
+    };
+  });
+}

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { type MetadataFilter, parseFilter } from '../src/domain';
 import { VectorizeIndex } from '../src/engines/cloudflare/vectorize';
 import type { LocalVectorIndex } from '../src/engines/local/vector-index';
-import { callIndex } from '../src/engines/local/vector-rows';
+import { callIndex } from '../src/engines/rpc-errors';
 import type { VectorIndex } from '../src/engines/vector-types';
 import { FakeVectorize } from '../fakes/vectorize';
 import { vectorIndexContract } from './contracts/vector-index';

@@ -7,9 +7,9 @@ import { VECTORIZE_LIMITS, type VectorizeIndex } from './vectorize';
 const bad = (message: string) => new AppError('bad_request', `Search engine: ${message}`);
 
 /**
- * The Cloudflare engine: vectors in Vectorize, passages and the keyword index in D1. Vector
- * search and keyword search are separate parts (the keyword side is meant to move to sharded
- * Durable Objects), run in parallel and fused here; one D1 read then fetches the texts of the
+ * The Cloudflare engine: vectors in Vectorize, passages in D1, the keyword index in sharded
+ * Durable Objects (keyword-search.ts). Vector search and keyword search run in parallel and
+ * are fused here; one D1 read then fetches the texts of the
  * final passages, which also drops vector hits that are not live (staged, or stale: Vectorize
  * applies writes asynchronously, ~30 s median, so it may still return removed vectors).
  *
@@ -61,17 +61,28 @@ export class CloudflareEngine implements SearchEngine {
       records.push({ id: chunk.id, values: stored, metadata: metadataOf(chunk) });
     }
     const absent = new Set(missing);
-    await this.passages.stage(namespace, chunks.filter((c) => !absent.has(c.id)));
+    const staged = chunks.filter((c) => !absent.has(c.id));
+    const shardOf = await this.passages.stage(namespace, staged, this.keywords.shardSize);
+    await this.keywords.stage(namespace, staged, shardOf);
     if (records.length) await this.vectors.upsert(namespace, records);
     return missing;
   }
 
+  /**
+   * The keyword shards switch first, then D1 (whose live rows decide what a search returns),
+   * then the replaced vectors go. Each step repeats safely: when one fails, the retried
+   * activation completes the others (meanwhile the document's new passages are not found by
+   * keyword, and its old ones not at all).
+   */
   async activate(namespace: string, versions: DocumentVersion[]): Promise<void> {
+    const shardOf = await this.passages.shardsOf(namespace, versions);
+    await this.keywords.activate(namespace, versions, shardOf);
     const stale = await this.passages.activate(namespace, versions);
     if (stale.length) await this.vectors.deleteByIds(namespace, stale);
   }
 
   async remove(namespace: string, documentId: string): Promise<void> {
+    await this.keywords.remove(namespace, documentId);
     const ids = await this.passages.remove(namespace, documentId);
     if (ids.length) await this.vectors.deleteByIds(namespace, ids);
   }

@@ -1,98 +1,99 @@
-import type { Filter } from '../../domain';
+import type { DocumentVersion, Filter, IndexedChunk } from '../../domain';
 import { keywordTerms } from '../../text/keyword-terms';
-import { DEFAULT_FEEDBACK, expandedQuery, type Feedback } from '../feedback';
-import { filterToSql } from './filter-sql';
-
-/**
- * bm25 column weights: text terms, context terms (title and headings), namespace token. Titles
- * say what a passage is about: on SciFact's train queries, keyword nDCG@10 went 0.697 (0.5×),
- * 0.705 (2×), 0.707 (3×), 0.706 (4×), ranking the indexed corpus in SQLite directly.
- */
-const BM25_WEIGHTS = 'bm25(passages_fts, 1.0, 3.0, 0.0)';
-
-/**
- * A query term's weight is said to FTS5 by repeating it: bm25 sums over the query's phrases, so
- * a term given r times counts r times. The heaviest term is repeated this many times; a term
- * whose weight rounds to no repeat is left out. SciFact test, keyword nDCG@10 through `npm run
- * start:cloud-local` (p50 at concurrency 1, top 100): no feedback 0.6939 (49.7 ms); feedback
- * with 2 repeats at most 0.6891 (57.2 ms), with 6 0.7047 (79.6 ms).
- */
-const MAX_REPEATS = 6;
-
-/** The token that stands for a namespace in the keyword index (see migrations 0004 and 0007). */
-export function namespaceToken(namespace: string): string {
-  const hex = [...new TextEncoder().encode(namespace)].map((b) => b.toString(16).padStart(2, '0')).join('');
-  return `n${hex}z`;
-}
+import { DEFAULT_FEEDBACK, type Feedback } from '../feedback';
+import { callIndex } from '../rpc-errors';
+import type { KeywordShard } from './keyword-shard';
+import type { ShardPassage } from './shard-index';
+import { rankAcrossShards, type RankingShard } from './shard-ranking';
 
 export interface KeywordHit {
   id: string;
   score: number;
 }
 
+/** Passages per stage call to one shard. */
+const STAGE_BATCH = 500;
+
 /**
- * Keyword search in D1's FTS5 over live passages' analysed terms, with the local engine's
- * analyser and its pseudo-relevance feedback (RM3, as a second FTS5 query): the same terms
- * and the same expansion, ranked by FTS5's bm25 instead of the local engine's BM25F.
+ * The Cloudflare engine's keyword search: BM25F with pseudo-relevance feedback over the
+ * namespace's KeywordShard Durable Objects, with the local engine's analyser (run here, in the
+ * Worker) and ranking as one index would (shard-ranking.ts). D1's `keyword_shards` lists each
+ * namespace's shards; which shard a passage lives on is chosen when it is first staged
+ * (PassageTable.stage) and kept in its D1 row. No call for one namespace reaches another's shards.
  */
 export class KeywordSearch {
   constructor(
     private readonly db: D1Database,
+    private readonly shards: DurableObjectNamespace<KeywordShard>,
+    /** Passages per shard before a namespace opens another. */
+    readonly shardSize: number,
     private readonly feedback: Feedback = DEFAULT_FEEDBACK,
   ) {}
 
-  async search(namespace: string, text: string, limit: number, filter: Filter | null): Promise<KeywordHit[]> {
-    const original = [...new Set(keywordTerms(text))];
-    if (original.length === 0) return [];
-    const first = await this.#rank(namespace, new Map(original.map((t) => [t, 1])), this.feedback.rows, filter);
-    if (first.length === 0) return [];
-    const terms = await this.#terms(first.map((hit) => hit.seq));
-    const weights = expandedQuery(original, first, terms, this.feedback);
-    const hits = await this.#rank(namespace, weights, limit, filter);
-    return hits.map(({ id, score }) => ({ id, score }));
+  /** Stores chunks' analysed terms on their shards (`shardOf` by id), unsearchable until `activate`. */
+  async stage(namespace: string, chunks: IndexedChunk[], shardOf: Map<string, number>): Promise<void> {
+    const byShard = new Map<number, ShardPassage[]>();
+    for (const c of chunks) {
+      const shard = shardOf.get(c.id)!;
+      const passage = { id: c.id, documentId: c.documentId, metadata: JSON.stringify(c.metadata), contextTerms: keywordTerms(c.context), textTerms: keywordTerms(c.text) };
+      let list = byShard.get(shard);
+      if (!list) byShard.set(shard, (list = []));
+      list.push(passage);
+    }
+    await Promise.all(
+      [...byShard].map(async ([shard, passages]) => {
+        for (let i = 0; i < passages.length; i += STAGE_BATCH) {
+          const batch = passages.slice(i, i + STAGE_BATCH);
+          await callIndex(() => this.#stub(namespace, shard).stage(batch));
+        }
+      }),
+    );
   }
 
   /**
-   * The best live passages for weighted terms, by bm25. Without a filter, FTS5 ranks the
-   * namespace's rowids on its own and only the best are joined; with one, every match must be
-   * joined to its passage's metadata first.
+   * Makes each version live on every shard of the namespace: each shard gets the ids it holds
+   * and drops the document's other passages. `shardOf` says where each id lives.
    */
-  async #rank(namespace: string, weights: Map<string, number>, limit: number, filter: Filter | null) {
-    const top = Math.max(...weights.values());
-    const phrases: string[] = [];
-    for (const [term, weight] of weights) {
-      const repeats = Math.round((MAX_REPEATS * weight) / top);
-      // Terms are letters and digits only (the analyser's output): quoting them is enough.
-      for (let i = 0; i < repeats; i++) phrases.push(`"${term}"`);
-    }
-    const match = `namespace : ${namespaceToken(namespace)} AND {terms context_terms} : (${phrases.join(' OR ')})`;
-    const where = filterToSql(filter);
-    const statement = where.sql
-      ? this.db
-          .prepare(
-            `SELECT p.seq, p.id, ${BM25_WEIGHTS} AS rank FROM passages_fts JOIN passages p ON p.seq = passages_fts.rowid
-             WHERE passages_fts MATCH ?${where.sql} ORDER BY rank LIMIT ?`,
-          )
-          .bind(match, ...where.params, limit)
-      : this.db
-          .prepare(
-            `SELECT p.seq, p.id, best.rank FROM
-               (SELECT rowid, ${BM25_WEIGHTS} AS rank FROM passages_fts WHERE passages_fts MATCH ? ORDER BY rank LIMIT ?) AS best
-             JOIN passages p ON p.seq = best.rowid ORDER BY best.rank`,
-          )
-          .bind(match, limit);
-    const { results } = await statement.all<{ seq: number; id: string; rank: number }>();
-    // bm25() is lower for better matches.
-    return results.map((row) => ({ seq: row.seq, id: row.id, score: -row.rank }));
+  async activate(namespace: string, versions: DocumentVersion[], shardOf: Map<string, number>): Promise<void> {
+    const shards = new Set([...(await this.#shards(namespace, false)), ...shardOf.values()]);
+    await Promise.all(
+      [...shards].map((shard) => {
+        const here = versions.map(({ documentId, chunkIds }) => ({ documentId, chunkIds: chunkIds.filter((id) => shardOf.get(id) === shard) }));
+        return callIndex(() => this.#stub(namespace, shard).activate(here));
+      }),
+    );
   }
 
-  /** Context and text terms of the given passages, in order. */
-  async #terms(seqs: number[]): Promise<string[][]> {
+  async remove(namespace: string, documentId: string): Promise<void> {
+    const shards = await this.#shards(namespace, false);
+    await Promise.all(shards.map((shard) => callIndex(() => this.#stub(namespace, shard).remove([documentId]))));
+  }
+
+  async search(namespace: string, text: string, limit: number, filter: Filter | null): Promise<KeywordHit[]> {
+    const terms = keywordTerms(text);
+    if (terms.length === 0) return [];
+    const shards = await this.#shards(namespace, true);
+    if (shards.length === 0) return [];
+    // One shard runs the whole query itself: the same steps, without a call per step.
+    if (shards.length === 1) return callIndex(() => this.#stub(namespace, shards[0]!).search(terms, limit, filter, this.feedback));
+    const ranking: RankingShard[] = shards.map((shard) => {
+      const stub = this.#stub(namespace, shard);
+      return { stats: (t) => callIndex(() => stub.stats(t)), rank: (r) => callIndex(() => stub.rank(r)) };
+    });
+    return rankAcrossShards(ranking, terms, limit, filter, this.feedback);
+  }
+
+  /** The namespace's shards: those holding any passage, or (for writes) every one it ever opened. */
+  async #shards(namespace: string, holdingOnly: boolean): Promise<number[]> {
     const { results } = await this.db
-      .prepare(`SELECT seq, context_terms || ' ' || terms AS terms FROM passages WHERE seq IN (SELECT value FROM json_each(?))`)
-      .bind(JSON.stringify(seqs))
-      .all<{ seq: number; terms: string }>();
-    const bySeq = new Map(results.map((row) => [row.seq, row.terms]));
-    return seqs.map((seq) => (bySeq.get(seq) ?? '').split(' ').filter(Boolean));
+      .prepare(`SELECT shard FROM keyword_shards WHERE namespace = ?${holdingOnly ? ' AND passages > 0' : ''} ORDER BY shard`)
+      .bind(namespace)
+      .all<{ shard: number }>();
+    return results.map((row) => row.shard);
+  }
+
+  #stub(namespace: string, shard: number) {
+    // The shard number first: it holds no colon, so no two (namespace, shard) pairs share a name.
+    return this.shards.get(this.shards.idFromName(`${shard}:${namespace}`));
   }
 }

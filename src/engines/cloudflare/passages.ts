@@ -1,5 +1,4 @@
 import { AppError, type DocumentVersion, type IndexedChunk, type StoredPassage } from '../../domain';
-import { keywordTerms } from '../../text/keyword-terms';
 
 /** D1 statements per batch call, kept well below D1's limits on batch size and duration. */
 const WRITE_BATCH = 200;
@@ -16,6 +15,9 @@ interface PassageRow {
   headings: string | null;
 }
 
+const notStaged = (missing: number, of: number, documentId: string) =>
+  new AppError('bad_request', `Search engine: ${missing} of ${of} chunks of document ${documentId} are not staged; stage them first`);
+
 function fromRow(row: PassageRow): StoredPassage {
   return {
     id: row.id,
@@ -29,20 +31,38 @@ function fromRow(row: PassageRow): StoredPassage {
 }
 
 /**
- * The Cloudflare engine's passages in D1 (migration 0007): staged, then live by document
- * version. The keyword index (passages_fts) follows the live rows through triggers.
+ * The Cloudflare engine's passages in D1 (migrations 0007 and 0011): staged, then live by
+ * document version, each with the keyword shard that holds its terms (keyword-search.ts).
  */
 export class PassageTable {
   constructor(private readonly db: D1Database) {}
 
   /**
    * Inserts staged passages, or updates the place, title and metadata of existing ids (an id's
-   * text is fixed: it hashes it). A live passage stays live.
+   * text is fixed: it hashes it). A live passage stays live. Returns each id's keyword shard: an
+   * id already stored keeps its own; new ones fill the namespace's first shards with room
+   * (`shardSize` passages each, counted by migration 0011's triggers), then open new ones.
+   * Two stagings at once may both fill the last room: a shard exceeds its size by at most a batch.
    */
-  async stage(namespace: string, chunks: IndexedChunk[]): Promise<void> {
+  async stage(namespace: string, chunks: IndexedChunk[], shardSize: number): Promise<Map<string, number>> {
+    const shardOf = await this.#storedShards(namespace, chunks.map((c) => c.id));
+    const fresh = chunks.filter((c) => !shardOf.has(c.id));
+    if (fresh.length) {
+      const { results } = await this.db
+        .prepare('SELECT shard, passages FROM keyword_shards WHERE namespace = ? ORDER BY shard')
+        .bind(namespace)
+        .all<{ shard: number; passages: number }>();
+      const used = new Map(results.map((r) => [r.shard, r.passages]));
+      let shard = 0;
+      for (const chunk of fresh) {
+        while ((used.get(shard) ?? 0) >= shardSize) shard++;
+        shardOf.set(chunk.id, shard);
+        used.set(shard, (used.get(shard) ?? 0) + 1);
+      }
+    }
     const upsert = this.db.prepare(
-      `INSERT INTO passages (id, namespace, document_id, title, text, context, position, page, headings, metadata, terms, context_terms)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO passages (id, namespace, document_id, title, text, context, position, page, headings, metadata, shard)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
        ON CONFLICT (id) DO UPDATE SET title = excluded.title, position = excluded.position, page = excluded.page,
          headings = excluded.headings, metadata = excluded.metadata
        WHERE passages.namespace = excluded.namespace AND passages.document_id = excluded.document_id`,
@@ -59,11 +79,43 @@ export class PassageTable {
         c.page,
         c.headings?.length ? JSON.stringify(c.headings) : null,
         JSON.stringify(c.metadata),
-        keywordTerms(c.text).join(' '),
-        keywordTerms(c.context).join(' '),
+        shardOf.get(c.id)!,
       ),
     );
     for (let i = 0; i < statements.length; i += WRITE_BATCH) await this.db.batch(statements.slice(i, i + WRITE_BATCH));
+    return shardOf;
+  }
+
+  /** The keyword shard of each stored id of the namespace. */
+  async #storedShards(namespace: string, ids: string[]): Promise<Map<string, number>> {
+    const found = new Map<string, number>();
+    for (let i = 0; i < ids.length; i += READ_BATCH) {
+      const { results } = await this.db
+        .prepare('SELECT id, shard FROM passages WHERE namespace = ? AND id IN (SELECT value FROM json_each(?))')
+        .bind(namespace, JSON.stringify(ids.slice(i, i + READ_BATCH)))
+        .all<{ id: string; shard: number }>();
+      for (const row of results) found.set(row.id, row.shard);
+    }
+    return found;
+  }
+
+  /**
+   * The keyword shard of every id of the versions; throws, as `activate` would, when an id was
+   * not staged (so that nothing is activated anywhere).
+   */
+  async shardsOf(namespace: string, versions: DocumentVersion[]): Promise<Map<string, number>> {
+    const { results } = await this.db
+      .prepare('SELECT id, document_id, shard FROM passages WHERE namespace = ? AND document_id IN (SELECT value FROM json_each(?))')
+      .bind(namespace, JSON.stringify(versions.map((v) => v.documentId)))
+      .all<{ id: string; document_id: string; shard: number }>();
+    const stored = new Map(results.map((row) => [row.id, row]));
+    const shardOf = new Map<string, number>();
+    for (const { documentId, chunkIds } of versions) {
+      const missing = chunkIds.filter((id) => stored.get(id)?.document_id !== documentId);
+      if (missing.length) throw notStaged(missing.length, chunkIds.length, documentId);
+      for (const id of chunkIds) shardOf.set(id, stored.get(id)!.shard);
+    }
+    return shardOf;
   }
 
   /**
@@ -86,7 +138,7 @@ export class PassageTable {
       const have = stored.get(documentId) ?? new Set<string>();
       const missing = chunkIds.filter((id) => !have.has(id));
       if (missing.length) {
-        throw new AppError('bad_request', `Search engine: ${missing.length} of ${chunkIds.length} chunks of document ${documentId} are not staged; stage them first`);
+        throw notStaged(missing.length, chunkIds.length, documentId);
       }
       const wanted = new Set(chunkIds);
       stale.push(...[...have].filter((id) => !wanted.has(id)));

@@ -1,6 +1,7 @@
 import { type DocumentVersion, type EngineCounts, type EngineQuery, type IndexedChunk, type ScoredPassage, type SearchEngine, type StoredPassage, type VectorWrite } from '../../domain';
 import type { LocalVectorIndex } from './vector-index';
-import { callIndex, wrongDimensions } from './vector-rows';
+import { callIndex } from '../rpc-errors';
+import { wrongDimensions } from './vector-rows';
 
 /** Vectorize's limits, kept by the local engine so what works offline works in production. */
 const LIMITS = { maxResults: 100, maxIdBytes: 64, maxNamespaceBytes: 64, writeDelayMs: 0 } as const;

@@ -1,4 +1,5 @@
 import { AppError } from '../../domain/errors';
+import { MISCONFIGURED, VECTOR_INDEX_ERROR } from '../rpc-errors';
 import { Int8Rows, IntMap, quantise } from './vector-math';
 import type { Filter, MetadataValue } from '../../domain';
 
@@ -8,25 +9,7 @@ import type { Filter, MetadataValue } from '../../domain';
  */
 
 /** Every caller error starts with this, so the client can recognise it after RPC strips the class. */
-export const BAD_REQUEST = 'Vector index: ';
-export const bad = (message: string) => new AppError('bad_request', BAD_REQUEST + message);
-/** A vector of another dimension than the index's: the embedder and index disagree, which is the operator's to fix. */
-export const MISCONFIGURED = 'Search engine misconfigured: ';
-/**
- * Runs a call to the index's Durable Object. RPC delivers an AppError as a plain Error with the
- * same message: it is restored by its prefix, so a caller's 400 or 503 stays one.
- */
-export async function callIndex<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (err) {
-    if (err instanceof Error && !(err instanceof AppError)) {
-      if (err.message.startsWith(BAD_REQUEST)) throw new AppError('bad_request', err.message, { cause: err });
-      if (err.message.startsWith(MISCONFIGURED)) throw new AppError('misconfigured', err.message, { cause: err });
-    }
-    throw err;
-  }
-}
+export const bad = (message: string) => new AppError('bad_request', VECTOR_INDEX_ERROR + message);
 
 export const wrongDimensions = (got: number, want: number | null, of: string) =>
   new AppError('misconfigured', `${MISCONFIGURED}a vector has ${got} dimensions but ${of} has ${want} (EMBEDDING_DIMENSIONS, or the model, changed: see /status)`);
