@@ -4,11 +4,14 @@
 //   node scripts/eval.mjs [--url http://127.0.0.1:8787] [--data ../shared/data/scifact]
 //     [--split test|train] [--namespace beir-<dataset>] [--mode hybrid|vector|keyword]
 //     [--top-k 100] [--limit-queries N] [--skip-ingest] [--concurrency 4] [--api-key K] [--json]
+//     [--save-runs FILE] [--compare-runs FILE]
 //
 // Uploads the corpus (JSON bulk, metadata { corpusId }) unless --skip-ingest or the
 // namespace already holds it, waits until nothing of the namespace is queued or processing,
 // runs every query of the qrels split and prints nDCG@10, Recall@10, Recall@<k>, MRR@10
-// (trec_eval definitions, as BEIR) and client-side query latency.
+// (trec_eval definitions, as BEIR) and client-side query latency. --save-runs writes each
+// query's top 10 documents to FILE; --compare-runs counts the queries whose top 10 equals
+// FILE's (e.g. the same corpus on two engines, or on one keyword shard and on four).
 //
 // Passages are chunks; a corpus document may have several. Results are collapsed to
 // documents keeping each one's best rank. The API caps topK (50 at the time of writing,
@@ -20,6 +23,7 @@
 // with the engine's reason.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -34,7 +38,7 @@ const log = (...parts) => console.error(...parts);
 
 const USAGE = `usage: node scripts/eval.mjs [--url URL] [--data DIR] [--split test|train] [--namespace ns]
        [--mode hybrid|vector|keyword] [--top-k 100] [--limit-queries N] [--skip-ingest]
-       [--concurrency 4] [--api-key K] [--json]`;
+       [--concurrency 4] [--api-key K] [--json] [--save-runs FILE] [--compare-runs FILE]`;
 
 /**
  * Headers every request to the engine made here carries, but /health: `authorization` once
@@ -318,6 +322,8 @@ async function main() {
       'skip-ingest': { type: 'boolean', default: false },
       concurrency: { type: 'string', default: '4' },
       json: { type: 'boolean', default: false },
+      'save-runs': { type: 'string' },
+      'compare-runs': { type: 'string' },
     },
     USAGE,
   );
@@ -388,6 +394,14 @@ async function main() {
     querySeconds,
     totalSeconds: (performance.now() - started) / 1000,
   };
+  const top10 = Object.fromEntries(queryIds.map((id) => [id, (runs.get(id) ?? []).slice(0, 10)]));
+  if (args['save-runs']) await writeFile(args['save-runs'], JSON.stringify(top10));
+  if (args['compare-runs']) {
+    const other = JSON.parse(await readFile(args['compare-runs'], 'utf8'));
+    const same = queryIds.filter((id) => JSON.stringify(other[id] ?? []) === JSON.stringify(top10[id])).length;
+    result.sameTop10As = { file: args['compare-runs'], same, of: queryIds.length };
+    log(`top 10 the same as ${args['compare-runs']} for ${same} of ${queryIds.length} queries`);
+  }
   if (args.json) {
     console.log(JSON.stringify(result, null, 2));
     return;
