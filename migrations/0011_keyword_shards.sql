@@ -27,3 +27,10 @@ END;
 CREATE TRIGGER passages_shard_out AFTER DELETE ON passages BEGIN
   UPDATE keyword_shards SET passages = passages - 1 WHERE namespace = old.namespace AND shard = old.shard;
 END;
+
+-- Bumped after every change of what a namespace's shards hold live: a Worker remembers the
+-- namespace's term statistics (summed over its shards) for the version it last read.
+CREATE TABLE keyword_versions (
+  namespace TEXT PRIMARY KEY,
+  version   INTEGER NOT NULL
+) WITHOUT ROWID;

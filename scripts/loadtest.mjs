@@ -2,7 +2,7 @@
 // Load test for the engine's HTTP API (successor of the old test_scalability.py).
 //
 //   node scripts/loadtest.mjs [--url http://127.0.0.1:8787] [--requests 1000] [--concurrency 10]
-//     [--duration S] [--endpoint health|query|chat] [--chat-test] [--api-key K] [--namespace ns]
+//     [--duration S] [--endpoint health|query|chat] [--chat-test] [--api-key K] [--namespace ns] [--mode M]
 //     [--queries FILE] [--timeout 30] [--compare-health] [--json]
 //
 // C workers share a budget of N requests over keep-alive connections (Node's fetch pools
@@ -19,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 const USAGE = `usage: node scripts/loadtest.mjs [--url URL] [--requests N] [--concurrency C] [--duration S]
-       [--endpoint health|query|chat] [--chat-test] [--api-key K] [--namespace ns] [--queries FILE]
+       [--endpoint health|query|chat] [--chat-test] [--api-key K] [--namespace ns] [--mode hybrid|vector|keyword] [--queries FILE]
        [--timeout S] [--compare-health] [--json]`;
 const DEFAULT_DURATION_S = 60;
 const HEALTH_TARGET = 0.35;
@@ -36,6 +36,7 @@ try {
       'chat-test': { type: 'boolean', default: false },
       'api-key': { type: 'string' },
       namespace: { type: 'string' },
+      mode: { type: 'string' },
       queries: { type: 'string', default: new URL('../../shared/data/scifact/queries.jsonl', import.meta.url).pathname },
       timeout: { type: 'string', default: '30' },
       'compare-health': { type: 'boolean', default: false },
@@ -67,6 +68,7 @@ const totalRequests = int(args.requests, '--requests');
 const concurrency = int(args.concurrency, '--concurrency');
 const durationS = args.duration === undefined ? DEFAULT_DURATION_S : num(args.duration, '--duration');
 const timeoutMs = num(args.timeout, '--timeout') * 1000;
+if (args.mode !== undefined && !['hybrid', 'vector', 'keyword'].includes(args.mode)) usage('--mode is hybrid, vector or keyword');
 if (args.namespace !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(args.namespace)) {
   usage('--namespace: 1-64 letters, digits, _ or -');
 }
@@ -162,6 +164,7 @@ async function run(target) {
         init.headers['content-type'] = 'application/json';
         const body = { query: queries[n % queries.length] };
         if (args.namespace !== undefined) body.namespace = args.namespace;
+        if (args.mode !== undefined) body.mode = args.mode;
         init.body = JSON.stringify(body);
       }
       const t0 = performance.now();

@@ -33,10 +33,10 @@ function ndcg10(ranked: string[], wanted: Set<string>): number {
 }
 
 /** Stages and activates every abstract in a namespace whose shards hold `shardSize` passages. */
-async function indexCorpus(namespace: string, shardSize: number): Promise<KeywordSearch> {
+async function indexCorpus(namespace: string, shardSize: number, corpus = docs): Promise<KeywordSearch> {
   const keywords = new KeywordSearch(env.DB, env.KEYWORD_SHARDS, shardSize);
   const passages = new PassageTable(env.DB);
-  const chunks: IndexedChunk[] = docs.map((d, i) => ({
+  const chunks: IndexedChunk[] = corpus.map((d, i) => ({
     id: `${namespace}:${d._id}`,
     documentId: `${namespace}:${d._id}`,
     title: d.title,
@@ -102,6 +102,24 @@ describe('keyword shards: rankings independent of sharding (SciFact)', () => {
     console.log(`SciFact test, ${queries.length} queries, one passage per abstract: keyword nDCG@10 ${ndcg.toFixed(4)} over 1, 4 and 16 shards`);
     expect(ndcg).toBeGreaterThan(0.68);
   });
+
+  it('ranks with the statistics of what is live now, after documents leave', async () => {
+    const sample = docs.slice(0, 400);
+    const sharded = await indexCorpus('scifact-churn', 100, sample);
+    const strip = (hits: { id: string; score: number }[], namespace: string) => hits.map((h) => `${h.id.slice(namespace.length + 1)} ${h.score}`);
+    // Remembered statistics of the 400, then half of them removed.
+    for (const q of queries.slice(0, 20)) await sharded.search('scifact-churn', q.text, 10, null);
+    const passages = new PassageTable(env.DB);
+    for (const d of sample.slice(0, 200)) {
+      await sharded.remove('scifact-churn', `scifact-churn:${d._id}`);
+      await passages.remove('scifact-churn', `scifact-churn:${d._id}`);
+    }
+    const rest = await indexCorpus('scifact-rest', 1_000, sample.slice(200));
+    for (const q of queries.slice(0, 20)) {
+      const expected = strip(await rest.search('scifact-rest', q.text, 10, null), 'scifact-rest');
+      expect(strip(await sharded.search('scifact-churn', q.text, 10, null), 'scifact-churn')).toEqual(expected);
+    }
+  }, 120_000);
 
   it("ranks as the offline engine's in-memory BM25F does", () => {
     const index = new KeywordIndex();

@@ -4,7 +4,7 @@ import { DEFAULT_FEEDBACK, type Feedback } from '../feedback';
 import { callIndex } from '../rpc-errors';
 import type { KeywordShard } from './keyword-shard';
 import type { ShardPassage } from './shard-index';
-import { rankAcrossShards, type RankingShard } from './shard-ranking';
+import { rankAcrossShards, statsOf, type CollectionTotals, type RankingShard, type StatsSource } from './shard-ranking';
 
 export interface KeywordHit {
   id: string;
@@ -13,6 +13,16 @@ export interface KeywordHit {
 
 /** Passages per stage call to one shard. */
 const STAGE_BATCH = 500;
+/** Term statistics remembered per namespace (then forgotten at once), and namespaces remembered. */
+const REMEMBERED_TERMS = 50_000;
+const REMEMBERED_NAMESPACES = 1_000;
+
+/** A namespace's statistics at one version of its shards' contents. */
+interface RememberedStats {
+  version: number;
+  totals: CollectionTotals | null;
+  df: Map<string, number>;
+}
 
 /**
  * The Cloudflare engine's keyword search: BM25F with pseudo-relevance feedback over the
@@ -22,6 +32,13 @@ const STAGE_BATCH = 500;
  * (PassageTable.stage) and kept in its D1 row. No call for one namespace reaches another's shards.
  */
 export class KeywordSearch {
+  /**
+   * By namespace: statistics read from its shards, exact while its version is unchanged (it is
+   * bumped after every activation or removal), so that a query across shards usually skips the
+   * two calls to every shard that ask for them.
+   */
+  readonly #remembered = new Map<string, RememberedStats>();
+
   constructor(
     private readonly db: D1Database,
     private readonly shards: DurableObjectNamespace<KeywordShard>,
@@ -55,40 +72,75 @@ export class KeywordSearch {
    * and drops the document's other passages. `shardOf` says where each id lives.
    */
   async activate(namespace: string, versions: DocumentVersion[], shardOf: Map<string, number>): Promise<void> {
-    const shards = new Set([...(await this.#shards(namespace, false)), ...shardOf.values()]);
+    const shards = new Set([...(await this.#shards(namespace)), ...shardOf.values()]);
     await Promise.all(
       [...shards].map((shard) => {
         const here = versions.map(({ documentId, chunkIds }) => ({ documentId, chunkIds: chunkIds.filter((id) => shardOf.get(id) === shard) }));
         return callIndex(() => this.#stub(namespace, shard).activate(here));
       }),
     );
+    await this.#changed(namespace);
   }
 
   async remove(namespace: string, documentId: string): Promise<void> {
-    const shards = await this.#shards(namespace, false);
+    const shards = await this.#shards(namespace);
     await Promise.all(shards.map((shard) => callIndex(() => this.#stub(namespace, shard).remove([documentId]))));
+    await this.#changed(namespace);
+  }
+
+  /** After the shards changed (never before: statistics read meanwhile must not outlive the change). */
+  async #changed(namespace: string): Promise<void> {
+    await this.db
+      .prepare('INSERT INTO keyword_versions (namespace, version) VALUES (?1, 1) ON CONFLICT (namespace) DO UPDATE SET version = version + 1')
+      .bind(namespace)
+      .run();
   }
 
   async search(namespace: string, text: string, limit: number, filter: Filter | null): Promise<KeywordHit[]> {
     const terms = keywordTerms(text);
     if (terms.length === 0) return [];
-    const shards = await this.#shards(namespace, true);
-    if (shards.length === 0) return [];
+    const { results } = await this.db
+      .prepare(
+        `SELECT s.shard, COALESCE(v.version, 0) AS version FROM keyword_shards AS s LEFT JOIN keyword_versions AS v ON v.namespace = s.namespace
+         WHERE s.namespace = ? AND s.passages > 0 ORDER BY s.shard`,
+      )
+      .bind(namespace)
+      .all<{ shard: number; version: number }>();
+    if (results.length === 0) return [];
     // One shard runs the whole query itself: the same steps, without a call per step.
-    if (shards.length === 1) return callIndex(() => this.#stub(namespace, shards[0]!).search(terms, limit, filter, this.feedback));
-    const ranking: RankingShard[] = shards.map((shard) => {
+    if (results.length === 1) return callIndex(() => this.#stub(namespace, results[0]!.shard).search(terms, limit, filter, this.feedback));
+    const ranking: RankingShard[] = results.map(({ shard }) => {
       const stub = this.#stub(namespace, shard);
       return { stats: (t) => callIndex(() => stub.stats(t)), rank: (r) => callIndex(() => stub.rank(r)) };
     });
-    return rankAcrossShards(ranking, terms, limit, filter, this.feedback);
+    return rankAcrossShards(ranking, terms, limit, filter, this.feedback, this.#rememberedStats(namespace, results[0]!.version, statsOf(ranking)));
   }
 
-  /** The namespace's shards: those holding any passage, or (for writes) every one it ever opened. */
-  async #shards(namespace: string, holdingOnly: boolean): Promise<number[]> {
-    const { results } = await this.db
-      .prepare(`SELECT shard FROM keyword_shards WHERE namespace = ?${holdingOnly ? ' AND passages > 0' : ''} ORDER BY shard`)
-      .bind(namespace)
-      .all<{ shard: number }>();
+  /** Statistics of terms at a version of the namespace: those remembered, the others asked of the shards. */
+  #rememberedStats(namespace: string, version: number, ask: StatsSource): StatsSource {
+    return async (terms) => {
+      let entry = this.#remembered.get(namespace);
+      if (!entry || entry.version !== version || entry.df.size > REMEMBERED_TERMS) {
+        entry = { version, totals: null, df: new Map() };
+        this.#remembered.delete(namespace);
+        if (this.#remembered.size >= REMEMBERED_NAMESPACES) this.#remembered.delete(this.#remembered.keys().next().value!);
+        this.#remembered.set(namespace, entry);
+      }
+      const unknown = entry.totals ? terms.filter((t) => !entry.df.has(t)) : terms;
+      if (unknown.length) {
+        const { documentFrequency, ...totals } = await ask(unknown);
+        entry.totals ??= totals;
+        for (const term of unknown) entry.df.set(term, documentFrequency[term] ?? 0);
+      }
+      const documentFrequency: Record<string, number> = {};
+      for (const term of terms) if (entry.df.get(term)) documentFrequency[term] = entry.df.get(term)!;
+      return { ...entry.totals!, documentFrequency };
+    };
+  }
+
+  /** Every shard the namespace ever opened (writes reach them all: a document may be on any). */
+  async #shards(namespace: string): Promise<number[]> {
+    const { results } = await this.db.prepare('SELECT shard FROM keyword_shards WHERE namespace = ? ORDER BY shard').bind(namespace).all<{ shard: number }>();
     return results.map((row) => row.shard);
   }
 

@@ -105,15 +105,18 @@ export class ShardIndex {
     }
   }
 
+  /**
+   * All of a call's postings go in one append per term (the SQL statements per term and the
+   * block rewrites, not the passages, make activation slow), and all its frequency drops in one
+   * update per term.
+   */
   #apply(plans: { add: StoredRow[]; drop: StoredRow[] }[]): void {
-    for (const { add, drop } of plans) {
-      this.#addPostings(add);
-      for (const r of add) this.sql.exec('UPDATE passages SET live = 1 WHERE row = ?', r.row);
-      for (const r of drop) {
-        if (r.live) this.#dropPostings(r);
-        this.sql.exec('DELETE FROM passages WHERE row = ?', r.row);
-      }
-    }
+    const add = plans.flatMap((p) => p.add);
+    const drop = plans.flatMap((p) => p.drop);
+    this.#addPostings(add);
+    this.sql.exec('UPDATE passages SET live = 1 WHERE row IN (SELECT value FROM json_each(?))', JSON.stringify(add.map((r) => r.row)));
+    this.#dropPostings(drop.filter((r) => r.live));
+    this.sql.exec('DELETE FROM passages WHERE row IN (SELECT value FROM json_each(?))', JSON.stringify(drop.map((r) => r.row)));
     if (this.#counter('dead') > Math.max(10_000, this.#counter('entries') / 4)) this.#compact();
   }
 
@@ -206,7 +209,7 @@ export class ShardIndex {
   }
 
   /** Appends the postings of rows becoming live (in row order: each list stays sorted). */
-  #addPostings(rows: { row: number; text_length: number; context_length: number; terms: string }[]): void {
+  #addPostings(rows: StoredRow[]): void {
     if (rows.length === 0) return;
     const totals = this.#load();
     const byTerm = new Map<string, number[]>();
@@ -232,17 +235,24 @@ export class ShardIndex {
     this.#count('entries', entries);
   }
 
-  /** A live row leaves: its postings stay (skipped by its length) until compaction; its terms' frequencies drop now. */
-  #dropPostings(r: { row: number; text_length: number; context_length: number; terms: string }): void {
+  /** Live rows leave: their postings stay (skipped by their lengths) until compaction; their terms' frequencies drop now. */
+  #dropPostings(rows: StoredRow[]): void {
+    if (rows.length === 0) return;
     const totals = this.#load();
-    const terms = [...termFrequencies(r.terms, r.context_length).keys()];
-    for (const term of terms) this.sql.exec('UPDATE term_df SET df = df - 1 WHERE term = ?', term);
-    this.sql.exec('DELETE FROM term_df WHERE df <= 0 AND term IN (SELECT value FROM json_each(?))', JSON.stringify(terms));
-    this.textLength[r.row] = -1;
-    totals.passages--;
-    totals.textLength -= r.text_length;
-    totals.contextLength -= r.context_length;
-    this.#count('dead', terms.length);
+    const drops = new Map<string, number>();
+    let dead = 0;
+    for (const r of rows) {
+      const terms = termFrequencies(r.terms, r.context_length);
+      for (const term of terms.keys()) drops.set(term, (drops.get(term) ?? 0) + 1);
+      dead += terms.size;
+      this.textLength[r.row] = -1;
+      totals.passages--;
+      totals.textLength -= r.text_length;
+      totals.contextLength -= r.context_length;
+    }
+    for (const [term, n] of drops) this.sql.exec('UPDATE term_df SET df = df - ? WHERE term = ?', n, term);
+    this.sql.exec('DELETE FROM term_df WHERE df <= 0 AND term IN (SELECT value FROM json_each(?))', JSON.stringify([...drops.keys()]));
+    this.#count('dead', dead);
   }
 
   /** Adds entries (row, frequencies pairs) to a term's last block and new ones after it. */

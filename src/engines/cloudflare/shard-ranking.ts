@@ -54,6 +54,14 @@ export interface RankingShard {
   rank(request: RankRequest): Promise<ShardHit[]> | ShardHit[];
 }
 
+/** Namespace-wide statistics of terms: summed from the shards (`statsOf`), or remembered. */
+export type StatsSource = (terms: string[]) => Promise<TermStats> | TermStats;
+
+/** The statistics of terms summed over the shards. */
+export function statsOf(shards: RankingShard[]): StatsSource {
+  return async (terms) => sum(await Promise.all(shards.map((shard) => shard.stats(terms))));
+}
+
 /** The best `limit` passages of the namespace for the query's analysed terms, best first. */
 export async function rankAcrossShards(
   shards: RankingShard[],
@@ -61,10 +69,11 @@ export async function rankAcrossShards(
   limit: number,
   filter: Filter | null,
   feedback: Feedback,
+  statsSource: StatsSource = statsOf(shards),
 ): Promise<ShardHit[]> {
   const original = [...new Set(query)];
   if (original.length === 0 || shards.length === 0 || filter?.matchesNothing) return [];
-  const stats = sum(await Promise.all(shards.map((shard) => shard.stats(original))));
+  const stats = await statsSource(original);
   if (stats.passages === 0) return [];
   const weighted = (weights: Map<string, number>, df: Record<string, number>): WeightedTerm[] =>
     [...weights].map(([term, weight]) => ({ term, weight, documentFrequency: df[term] ?? 0 })).filter((t) => t.documentFrequency > 0);
@@ -75,12 +84,12 @@ export async function rankAcrossShards(
   if (first.length === 0) return [];
   const weights = expandedQuery(original, first, first.map((hit) => hit.terms ?? []), feedback);
   const unseen = [...weights.keys()].filter((term) => !original.includes(term));
-  const more = unseen.length ? sum(await Promise.all(shards.map((shard) => shard.stats(unseen)))) : null;
+  const more = unseen.length ? await statsSource(unseen) : null;
   const hits = await rank(weighted(weights, { ...stats.documentFrequency, ...more?.documentFrequency }), limit, false);
   return hits.map(({ id, score }) => ({ id, score }));
 }
 
-function sum(parts: TermStats[]): TermStats {
+export function sum(parts: TermStats[]): TermStats {
   const total: TermStats = { passages: 0, textLength: 0, contextLength: 0, documentFrequency: {} };
   for (const part of parts) {
     total.passages += part.passages;
