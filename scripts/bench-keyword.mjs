@@ -3,14 +3,14 @@
 // a bench Worker (scripts/bench-keyword/) under `wrangler dev`, loaded with SciFact-like passages
 // (each shard different), queried with SciFact's test claims. Reports load time per shard, warm
 // query latency of a K-shard namespace, each shard's own latency, the merge overhead, memory (the
-// shards' own account and the workerd process's RSS) and the first query after a restart.
+// shards' own account, the isolate's heap as V8 counts it, and the workerd process's RSS) and the first query after a restart.
 //
-//   node scripts/bench-keyword.mjs [--passages 50000] [--shards 1] [--queries 300] [--skip-load]
+//   npm run bench:keyword -- [--passages 50000] [--shards 1] [--queries 300] [--skip-load]
 //        [--data ../shared/data/scifact] [--port 8790] [--persist-to /tmp/keyword-bench-state]
 //
 // Without --skip-load the persist directory is emptied first (only if it holds nothing but
 // wrangler's state); with it, the shards loaded by an earlier run with the same --shards are reused.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createWriteStream, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -123,7 +123,7 @@ function groupPids(pgid) {
  * runs two: one for its proxy Worker, listening on --port, and one for the user Worker, on a
  * port of its own; the second is ours.
  */
-function workerdRss() {
+function userWorkerd() {
   if (!wrangler) throw new Error('wrangler is not running');
   const ours = groupPids(wrangler.pid).filter(({ pid, comm }) => {
     if (!comm.startsWith('workerd')) return false;
@@ -131,7 +131,57 @@ function workerdRss() {
     return !argv.includes(`--socket-addr=entry=127.0.0.1:${PORT}`);
   });
   if (ours.length !== 1) throw new Error(`expected one user-Worker workerd in wrangler's process group ${wrangler.pid}, found ${ours.length}`);
-  return 1024 * Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${ours[0].pid}/status`, 'utf8'))?.[1]);
+  return ours[0].pid;
+}
+
+function workerdRss() {
+  return 1024 * Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${userWorkerd()}/status`, 'utf8'))?.[1]);
+}
+
+/** Runtime.getHeapUsage over one inspector connection (at most 5 s). */
+function heapUsage(url) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    const timer = setTimeout(() => (ws.close(), reject(new Error('no answer'))), 5000);
+    ws.onopen = () => ws.send(JSON.stringify({ id: 1, method: 'Runtime.getHeapUsage' }));
+    ws.onmessage = async (e) => {
+      const message = JSON.parse(typeof e.data === 'string' ? e.data : await e.data.text());
+      if (message.id !== 1) return;
+      clearTimeout(timer);
+      ws.close();
+      resolve(message.result);
+    };
+    ws.onerror = () => (clearTimeout(timer), reject(new Error('refused')));
+    ws.onclose = () => (clearTimeout(timer), reject(new Error('closed')));
+  });
+}
+
+/**
+ * The bench Worker's isolate (where its Durable Objects run too) as V8 counts it: the JS heap in
+ * use plus ArrayBuffer backing stores (the postings), what the 128 MB limit is about. Read with
+ * Runtime.getHeapUsage from workerd's own inspector (a random local port: each port the process
+ * listens on is asked for its targets). Garbage not yet collected counts too, so it is an upper
+ * bound. Needs Node 22's WebSocket (`npm run bench:keyword`); null without it.
+ */
+async function isolateHeap() {
+  if (typeof WebSocket === 'undefined') return null;
+  const pid = userWorkerd();
+  const ports = [...execFileSync('ss', ['-ltnpH'], { encoding: 'utf8' }).matchAll(/127\.0\.0\.1:(\d+)\s.*pid=(\d+),/g)]
+    .filter((m) => Number(m[2]) === pid)
+    .map((m) => m[1]);
+  for (const port of ports) {
+    // Some of its ports are not HTTP, and hold the request: each gets a second.
+    const targets = await fetch(`http://127.0.0.1:${port}/json`, { signal: AbortSignal.timeout(1000) }).then((r) => (r.ok ? r.json() : []), () => []);
+    const target = Array.isArray(targets) && targets.find((t) => String(t.id).startsWith('core:user:'));
+    if (!target) continue;
+    // The inspector sometimes drops a session's first connection: three tries.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const usage = await heapUsage(target.webSocketDebuggerUrl).catch(() => null);
+      if (usage) return usage.usedSize + usage.backingStorageSize;
+    }
+    return null;
+  }
+  return null;
 }
 
 async function restart() {
@@ -285,6 +335,7 @@ async function main() {
   // memory before any query, then the first query.
   result.restartMs = round(await (args['skip-load'] ? start() : restart()), 0);
   const rssFresh = workerdRss();
+  const heapFresh = await isolateHeap();
   const [cold, coldClientMs] = await timedCall('/query', { shards: SHARDS, text: queries[0], limit: LIMIT });
   const rssCold = workerdRss();
   result.cold = { clientMs: round(coldClientMs), workerMs: round(cold.ms), hits: cold.hits.length };
@@ -303,6 +354,7 @@ async function main() {
     hits += answer.hits.length;
   }
   const rssWarm = workerdRss();
+  const heapWarm = await isolateHeap();
   result.query = {
     p50: round(percentile(workerMs, 0.5)),
     p90: round(percentile(workerMs, 0.9)),
@@ -346,6 +398,9 @@ async function main() {
     rssWarm,
     rssEnd,
     rssPerPassage: round((rssWarm - rssFresh) / rows, 1),
+    heapFresh,
+    heapWarm,
+    heapPerPassage: heapWarm === null ? null : round((heapWarm - heapFresh) / rows, 1),
   };
   await stop();
 
@@ -358,6 +413,9 @@ async function main() {
   console.log(
     `memory, workerd RSS: fresh ${mib(rssFresh)}, after the first query ${mib(rssCold)}, after all namespace queries ${mib(rssWarm)}, after the per-shard ones ${mib(rssEnd)}; (warm − fresh) / passages = ${result.memory.rssPerPassage} B`,
   );
+  if (heapWarm !== null) {
+    console.log(`memory, the isolate's heap and buffers: fresh ${mib(heapFresh)}, after all namespace queries ${mib(heapWarm)}; (warm − fresh) / passages = ${result.memory.heapPerPassage} B`);
+  }
   console.log(JSON.stringify(result));
 }
 
