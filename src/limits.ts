@@ -59,7 +59,7 @@ export const REQUEST_LIMITS = {
   maxFilterBytes: 2_048,
   /** Passages a query returns: Vectorize's topK without values or full metadata. */
   maxTopK: 100,
-  /** A search query (/v1/query, /v1/chat `query`): it becomes an embedding input and an FTS5 OR of its words. */
+  /** A search query (/v1/query, /v1/chat `query`): it becomes an embedding input and a keyword query over its words. */
   maxQueryChars: 4_096,
   /** Messages in a chat (/v1/chat, /v1/chat/completions). */
   maxChatMessages: 50,

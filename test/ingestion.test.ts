@@ -33,7 +33,6 @@ async function chunkRows(documentId: string) {
   return results;
 }
 
-/** Entries of the FTS5 index itself matching a word (not through the chunks table). */
 /** Passages of a namespace the search engine finds by a word (keyword search). */
 async function keywordHits(namespace: string, word: string): Promise<number> {
   const fusion = { k: 60, vectorWeight: 1, keywordWeight: 1 };

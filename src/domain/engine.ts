@@ -6,8 +6,8 @@ import type { Filter } from './filter';
  * config by the composition root and asked nothing about which they are:
  * - the local engine (engines/local): one Durable Object per namespace holding vectors,
  *   passages and a BM25F keyword index;
- * - the Cloudflare engine (engines/cloudflare): Vectorize for vectors, D1 for passages and
- *   the keyword index.
+ * - the Cloudflare engine (engines/cloudflare): Vectorize for vectors, D1 for passages, and
+ *   the keyword index in Durable Objects, sharded per namespace.
  *
  * Visibility is the same in both: a document's chunks are staged first (stored, never
  * returned), then its version is activated whole, replacing the version before it in one

@@ -25,7 +25,7 @@ export function isStopword(term: string): boolean {
 /**
  * Light English stemmer (plural and common inflection suffixes). Deliberately mild:
  * it must map "proteins"/"protein" and "binding"/"binds" together without merging
- * unrelated words; FTS5's porter tokenizer does the heavier stemming on the keyword side.
+ * unrelated words; the keyword analyser (keyword-terms.ts) stems with Porter's, more heavily.
  */
 export function stem(word: string): string {
   if (word.length <= 3 || !/^[a-z]+$/.test(word)) return word;

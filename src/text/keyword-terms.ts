@@ -3,7 +3,7 @@ import { isStopword, UNSPACED_SCRIPT, WORD } from './analyze';
 
 /**
  * The keyword analyser of both search engines: the local engine's in-memory index and the
- * Cloudflare engine's FTS5 index (which stores these terms) index and query the same terms.
+ * Cloudflare engine's keyword shards (which store these terms) index and query the same terms.
  */
 
 const copy = (s: string) => (s.length >= 13 ? [...s].join('') : s);
