@@ -3,7 +3,7 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../src/domain/errors';
 import worker from '../src/index';
-import { consumeIngestBatch, MAX_ATTEMPTS, retryDelaySeconds } from '../src/ingestion/consumer';
+import { consumeIngestBatch, MAX_ATTEMPTS, MAX_DELAY_SECONDS, retryDelaySeconds } from '../src/ingestion/consumer';
 import { acceptUploads } from '../src/ingestion/upload';
 import { ingestDocuments, LEASE_MS } from '../src/ingestion/pipeline';
 import type { DocumentType } from '../src/ingestion/types';
@@ -189,7 +189,7 @@ describe('ingestion pipeline', () => {
     await services.originals.put(`originals/${namespace}/${id}`, longText(unique('n'), 2));
     const down = { ...services, embedder: failingEmbedder(new AppError('provider_timeout', 'The embedding provider timed out.', { retryable: true })) };
     await consume(batchOf({ id: 'r1', body: { type: 'ingest', documentId: id }, attempts: 1 }), down);
-    expect(await services.documents.get(id)).toMatchObject({ status: 'ready', error: expect.stringMatching(/^Attempt 1 failed .*retrying in 10 s\.$/) });
+    expect(await services.documents.get(id)).toMatchObject({ status: 'ready', error: expect.stringMatching(/^Attempt 1 failed .*retrying in 15 s\.$/) });
     expect(await keywordHits(namespace, marker)).toBeGreaterThan(0);
 
     const last = await consume(batchOf({ id: 'r6', body: { type: 'ingest', documentId: id }, attempts: MAX_ATTEMPTS }), down);
@@ -244,11 +244,34 @@ describe('ingestion queue consumer', () => {
     });
     expect(result.explicitAcks).toEqual([]);
     expect(result.retryMessages).toEqual([{ msgId: 'm1', delaySeconds: retryDelaySeconds(2) }]);
-    expect(retryDelaySeconds(2)).toBe(20);
+    expect(retryDelaySeconds(2)).toBe(60);
     const document = await services.documents.get(id);
     expect(document?.status).toBe('queued');
-    expect(document?.error).toMatch(/Attempt 2 failed.*retrying in 20 s/);
+    expect(document?.error).toMatch(/Attempt 2 failed.*retrying in 60 s/);
     expect(await chunkRows(id)).toEqual([]);
+  });
+
+  it('spreads its retries over more than an hour, so an hour-long provider outage does not use them up', () => {
+    let waited = 0;
+    for (let attempt = 1; attempt < MAX_ATTEMPTS; attempt++) waited += retryDelaySeconds(attempt);
+    expect(waited).toBeGreaterThan(3600);
+    expect(retryDelaySeconds(1)).toBe(15);
+  });
+
+  it("waits as long as the provider's Retry-After asks, up to the queue's longest delay", async () => {
+    for (const [asked, expected] of [
+      [900, 900],
+      [3, retryDelaySeconds(1)],
+      [24 * 3600, MAX_DELAY_SECONDS],
+    ] as const) {
+      const id = await stage(unique('ra'), 'Rate limited providers say when to come back.');
+      const result = await consume(batchOf({ id: 'm1', body: { type: 'ingest', documentId: id }, attempts: 1 }), {
+        ...services,
+        embedder: failingEmbedder(new AppError('rate_limited', 'The embedding provider is rate limited.', { retryable: true, retryAfterSeconds: asked })),
+      });
+      expect(result.retryMessages).toEqual([{ msgId: 'm1', delaySeconds: expected }]);
+      expect((await services.documents.get(id))?.error).toMatch(new RegExp(`retrying in ${expected} s`));
+    }
   });
 
   it('marks the document failed on the last attempt and lets the message go to the dead-letter queue', async () => {

@@ -13,11 +13,21 @@ import { applyR2Event, R2EventMessage } from './r2-events';
 export const MAX_ATTEMPTS = 6;
 
 /** The longest delay a queue message can be retried with (Cloudflare Queues: 12 hours). */
-const MAX_DELAY_SECONDS = 12 * 60 * 60;
+export const MAX_DELAY_SECONDS = 12 * 60 * 60;
 
-/** Exponential backoff for transient failures: 10 s, 20 s, 40 s … capped at 10 minutes. */
+/**
+ * Backoff for transient failures after attempt n: 15 s × 4^(n−1), at most an hour — 15 s,
+ * 1 min, 4 min, 16 min, 1 h. The five retries span 81 minutes, so a provider down for an hour
+ * does not use up a document's attempts.
+ */
 export function retryDelaySeconds(attempt: number): number {
-  return Math.min(600, 10 * 2 ** (attempt - 1));
+  return Math.min(3600, 15 * 4 ** (attempt - 1));
+}
+
+/** The backoff, or longer when the provider said how long to wait (Retry-After), up to the queue's limit. */
+export function delayAfter(error: unknown, attempt: number): number {
+  const asked = error instanceof AppError && error.retryAfterSeconds !== undefined ? Math.ceil(error.retryAfterSeconds) : 0;
+  return Math.min(MAX_DELAY_SECONDS, Math.max(retryDelaySeconds(attempt), asked));
 }
 
 /**
@@ -105,7 +115,7 @@ export async function consumeIngestBatch(batch: MessageBatch<unknown>, services:
         metrics.inc('rag_queue_dead_lettered_total');
         message.retry(); // past max_retries: the queue moves it to the dead-letter queue
       } else {
-        const delaySeconds = retryDelaySeconds(message.attempts);
+        const delaySeconds = delayAfter(outcome.error, message.attempts);
         await services.documents.markRetrying(documentId, `Attempt ${message.attempts} failed (${reason}); retrying in ${delaySeconds} s.`, delaySeconds, attempt);
         retry(message, delaySeconds);
       }
