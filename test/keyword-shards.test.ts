@@ -83,8 +83,7 @@ describe('keyword shards: rankings independent of sharding (SciFact)', () => {
     it(`ranks the test queries over ${shards} shard(s)`, async () => {
       const namespace = `scifact-${shards}`;
       const keywords = await indexCorpus(namespace, Math.ceil(docs.length / shards));
-      const { results: rows } = await env.DB.prepare('SELECT COUNT(*) AS n FROM keyword_shards WHERE namespace = ? AND passages > 0').bind(namespace).all<{ n: number }>();
-      expect(rows[0]!.n).toBe(shards);
+      expect(await keywords.shardCount(namespace)).toBe(shards);
       const ranked: string[][] = [];
       for (const q of queries) {
         const hits = await keywords.search(namespace, q.text, 10, null);

@@ -145,7 +145,11 @@ describe('GET /status', () => {
 
     const matching = await vectorize(384)();
     expect(matching.status).toBe(200);
-    expect(((await matching.json()) as StatusBody).components.searchEngine).toMatchObject({ status: 'ok', vectors: { scope: 'index', count: 0 } });
+    expect(((await matching.json()) as StatusBody).components.searchEngine).toMatchObject({
+      status: 'ok',
+      vectors: { scope: 'index', count: 0 },
+      keywordShards: { namespace: 'default', count: 0 },
+    });
   });
 
   it('does not call billed cloud providers: they are "configured", with their models and circuit state', async () => {

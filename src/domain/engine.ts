@@ -125,6 +125,8 @@ export interface EngineCounts {
   vectors: number;
   /** What `vectors` counts: the namespace, or the whole index (Vectorize cannot count one namespace). */
   vectorScope: 'namespace' | 'index';
+  /** Keyword shards holding the namespace's passages, for an engine that shards them. */
+  keywordShards?: number;
 }
 
 /** A write to an asynchronous vector index: its mutation id and when it was issued (ms). */

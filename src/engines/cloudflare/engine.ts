@@ -124,8 +124,8 @@ export class CloudflareEngine implements SearchEngine {
   }
 
   async count(namespace: string): Promise<EngineCounts> {
-    const [passages, vectors] = await Promise.all([this.passages.count(namespace), this.vectors.count(namespace)]);
-    return { passages, vectors, vectorScope: 'index' };
+    const [passages, vectors, keywordShards] = await Promise.all([this.passages.count(namespace), this.vectors.count(namespace), this.keywords.shardCount(namespace)]);
+    return { passages, vectors, vectorScope: 'index', keywordShards };
   }
 
   misconfiguration(_namespace: string): Promise<string | null> {

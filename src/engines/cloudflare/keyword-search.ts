@@ -138,6 +138,12 @@ export class KeywordSearch {
     };
   }
 
+  /** Shards holding any of the namespace's passages. */
+  async shardCount(namespace: string): Promise<number> {
+    const row = await this.db.prepare('SELECT COUNT(*) AS n FROM keyword_shards WHERE namespace = ? AND passages > 0').bind(namespace).first<{ n: number }>();
+    return row?.n ?? 0;
+  }
+
   /** Every shard the namespace ever opened (writes reach them all: a document may be on any). */
   async #shards(namespace: string): Promise<number[]> {
     const { results } = await this.db.prepare('SELECT shard FROM keyword_shards WHERE namespace = ? ORDER BY shard').bind(namespace).all<{ shard: number }>();

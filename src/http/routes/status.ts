@@ -140,6 +140,7 @@ async function checkSearchEngine(services: Services, circuit: CircuitState | und
     ...(counts !== undefined && {
       passages: { namespace, count: counts.passages },
       vectors: counts.vectorScope === 'namespace' ? { scope: 'namespace', namespace, count: counts.vectors } : { scope: 'index', count: counts.vectors },
+      ...(counts.keywordShards !== undefined && { keywordShards: { namespace, count: counts.keywordShards } }),
     }),
     ...(circuit && { circuit }),
   };
