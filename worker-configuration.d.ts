@@ -5,6 +5,7 @@ interface __BaseEnv_Env {
 	DB: D1Database;
 	VECTORIZE?: VectorizeIndex;
 	INGEST_QUEUE: Queue;
+	LARGE_INGEST_QUEUE: Queue;
 	AI?: Ai;
 	AUTH_ENABLED?: string;
 	EMBEDDING_PROVIDER: string;
@@ -29,6 +30,7 @@ declare namespace Cloudflare {
 		DB: D1Database;
 		VECTORIZE: VectorizeIndex;
 		INGEST_QUEUE: Queue;
+		LARGE_INGEST_QUEUE: Queue;
 		AI: Ai;
 		AUTH_ENABLED: string;
 		EMBEDDING_PROVIDER: string;

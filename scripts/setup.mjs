@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Creates the Cloudflare resources of the production environment, idempotently:
-// D1 (and its migrations), the R2 bucket, the ingestion queue and its dead-letter queue,
+// D1 (and its migrations), the R2 bucket, the ingestion queue, its queue for large documents and its dead-letter queue,
 // the Vectorize index with its metadata indexes, and the R2 event notification rule that
 // sends object-create and object-delete events to the ingestion queue.
 //
@@ -78,6 +78,7 @@ wrangler('d1', 'migrations', 'apply', database, '--env', 'production', '--remote
 wrangler('r2', 'bucket', 'create', bucket);
 wrangler('queues', 'create', deadLetterQueue);
 wrangler('queues', 'create', queue);
+wrangler('queues', 'create', `${queue}-large`);
 
 wrangler('vectorize', 'create', index, `--dimensions=${dimensions}`, '--metric=cosine');
 for (const spec of metadataIndexes) {

@@ -186,6 +186,7 @@ export function getServices(env: Env): Services {
     access: new AccessControl(config, env.RATE_LIMITER, keys),
     originals: env.ORIGINALS,
     queue: env.INGEST_QUEUE as Queue<IngestRequest>,
+    largeQueue: env.LARGE_INGEST_QUEUE as Queue<IngestRequest> | undefined,
     ...createProviders(env, config),
   };
   cache.set(env, services);

@@ -20,7 +20,7 @@ export default {
   async queue(batch, env) {
     try {
       if (batch.queue.endsWith('-dlq')) await consumeDeadLetters(batch, getServices(env));
-      else await consumeIngestBatch(batch, getServices(env));
+      else await consumeIngestBatch(batch, getServices(env), { alone: batch.queue.endsWith('-large') });
     } finally {
       // A consumer invocation may be the isolate's last: send what it counted now.
       await flushMetrics(env.METRICS);

@@ -22,6 +22,8 @@ export interface Services {
   access: AccessControl;
   originals: R2Bucket;
   queue: Queue<IngestRequest>;
+  /** The queue for large documents, consumed one message per invocation; absent: they go with the rest. */
+  largeQueue?: Queue<IngestRequest>;
   embedder: EmbeddingProvider;
   /** Where chunks are indexed and searched: the local or the Cloudflare engine. */
   engine: SearchEngine;

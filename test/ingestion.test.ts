@@ -3,12 +3,12 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../src/domain/errors';
 import worker from '../src/index';
-import { consumeIngestBatch, MAX_ATTEMPTS, MAX_DELAY_SECONDS, retryDelaySeconds } from '../src/ingestion/consumer';
+import { consumeIngestBatch, LARGE_DOCUMENT_BYTES, MAX_ATTEMPTS, MAX_DELAY_SECONDS, retryDelaySeconds } from '../src/ingestion/consumer';
 import { acceptUploads } from '../src/ingestion/upload';
 import { ingestDocuments, LEASE_MS } from '../src/ingestion/pipeline';
 import type { DocumentType } from '../src/ingestion/types';
 import { LocalEmbedder } from '../src/providers/local-embedder';
-import type { EmbeddingProvider } from '../src/domain';
+import type { EmbeddingProvider, IngestRequest } from '../src/domain';
 import { getServices } from '../src/composition';
 import { type Services } from '../src/services';
 import { api, query, sampleFile, uploadFiles, uploadText, waitUntilSettled } from './helpers';
@@ -250,6 +250,42 @@ describe('ingestion queue consumer', () => {
     expect(document?.error).toMatch(/Attempt 2 failed.*retrying in 60 s/);
     expect(await chunkRows(id)).toEqual([]);
   });
+
+  it('forwards a large document of a batch to the queue for large documents, and ingests the rest', async () => {
+    const small = await stage(unique('small'), 'A small document stays with its batch.');
+    const large = await stage(unique('large'), `A large document goes alone. ${'Words fill the page. '.repeat(LARGE_DOCUMENT_BYTES / 20)}`);
+    expect((await services.documents.get(large))!.size).toBeGreaterThanOrEqual(LARGE_DOCUMENT_BYTES);
+    const sent: unknown[] = [];
+    const largeQueue = { send: async (body: unknown) => void sent.push(body) } as unknown as Queue<IngestRequest>;
+    const result = await consume(
+      batchOf({ id: 'm1', body: { type: 'ingest', documentId: small } }, { id: 'm2', body: { type: 'ingest', documentId: large } }),
+      { ...services, largeQueue },
+    );
+    expect(result.explicitAcks.sort()).toEqual(['m1', 'm2']);
+    expect(sent).toEqual([{ type: 'ingest', documentId: large }]);
+    expect((await services.documents.get(small))?.status).toBe('ready');
+    expect((await services.documents.get(large))?.status).toBe('queued');
+    // On the large documents' queue it comes alone, and is ingested.
+    const alone = createMessageBatch('rag-engine-ingest-large', [{ id: 'm3', timestamp: Date.now(), attempts: 1, body: { type: 'ingest', documentId: large } }]);
+    await consumeIngestBatch(alone, { ...services, largeQueue }, { alone: true });
+    expect((await services.documents.get(large))?.status).toBe('ready');
+    expect(sent).toHaveLength(1);
+  });
+
+  it('ingests an uploaded large document through the queue for large documents, beside small ones', async () => {
+    const namespace = unique('upl');
+    const encode = (text: string) => new TextEncoder().encode(text);
+    const uploaded = await uploadFiles(
+      [
+        { name: 'small-a.txt', bytes: encode('Gannets dive from thirty metres.') },
+        { name: 'large.txt', bytes: encode(`Kittiwakes nest on sheer cliffs. ${'Seabirds gather on the ledges. '.repeat(LARGE_DOCUMENT_BYTES / 30)}`) },
+        { name: 'small-b.txt', bytes: encode('Puffins carry many fish at once.') },
+      ],
+      { namespace },
+    );
+    for (const doc of uploaded) expect((await waitUntilSettled(doc.id, 60_000)).status).toBe('ready');
+    expect((await query({ query: 'kittiwakes sheer cliffs', namespace, mode: 'keyword' }))[0]?.documentId).toBe(uploaded[1]!.id);
+  }, 90_000);
 
   it('spreads its retries over more than an hour, so an hour-long provider outage does not use them up', () => {
     let waited = 0;

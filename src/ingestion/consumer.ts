@@ -31,11 +31,20 @@ export function delayAfter(error: unknown, attempt: number): number {
 }
 
 /**
- * Handles one batch of the ingestion queue: the engine's own ingest messages and R2 event
- * notifications for objects put straight into the bucket. The documents are ingested together.
+ * Originals at least this large are ingested alone: a batch forwards them to the queue for
+ * large documents, whose consumer takes one message per invocation, so a document that needs
+ * an invocation's whole memory or time never takes a batch of others down with it.
  */
-export async function consumeIngestBatch(batch: MessageBatch<unknown>, services: Services): Promise<void> {
-  const valid: { message: Message<unknown>; documentId: string }[] = [];
+export const LARGE_DOCUMENT_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Handles one batch of the ingestion queue: the engine's own ingest messages and R2 event
+ * notifications for objects put straight into the bucket. The documents are ingested together,
+ * but for large ones, which go to the queue for large documents (unless `alone`: this batch
+ * is from it).
+ */
+export async function consumeIngestBatch(batch: MessageBatch<unknown>, services: Services, { alone = false } = {}): Promise<void> {
+  let valid: Delivery[] = [];
   for (const message of batch.messages) {
     const ingest = IngestMessage.safeParse(message.body);
     const event = ingest.success ? null : R2EventMessage.safeParse(message.body);
@@ -56,6 +65,7 @@ export async function consumeIngestBatch(batch: MessageBatch<unknown>, services:
       message.ack();
     }
   }
+  if (!alone && batch.messages.length > 1) valid = await forwardLarge(valid, services);
   if (valid.length === 0) return;
 
   let outcomes: Awaited<ReturnType<typeof ingestDocuments>>;
@@ -124,6 +134,39 @@ export async function consumeIngestBatch(batch: MessageBatch<unknown>, services:
       retry(message, retryDelaySeconds(message.attempts));
     }
   }
+}
+
+interface Delivery {
+  message: Message<unknown>;
+  documentId: string;
+}
+
+/**
+ * Sends the large documents of a batch to the queue for large documents and acknowledges
+ * their messages here; returns the others. A document whose forwarding fails stays in this
+ * batch, as without that queue.
+ */
+async function forwardLarge(valid: Delivery[], services: Services): Promise<Delivery[]> {
+  const { largeQueue } = services;
+  if (!largeQueue) return valid;
+  const documents = await services.documents.getMany(valid.map((v) => v.documentId));
+  const kept: Delivery[] = [];
+  for (const delivery of valid) {
+    const size = documents.get(delivery.documentId)?.size ?? 0;
+    if (size < LARGE_DOCUMENT_BYTES) {
+      kept.push(delivery);
+      continue;
+    }
+    try {
+      await largeQueue.send({ type: 'ingest', documentId: delivery.documentId });
+      metrics.inc('rag_queue_deliveries_total', { kind: 'forwarded_large' });
+      delivery.message.ack();
+    } catch (error) {
+      console.error('ingest: could not forward large document', delivery.documentId, error);
+      kept.push(delivery);
+    }
+  }
+  return kept;
 }
 
 function retry(message: Message<unknown>, delaySeconds: number): void {

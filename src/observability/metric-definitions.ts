@@ -20,7 +20,7 @@ export const METRICS = {
   rag_rate_limited_requests_total: { type: 'counter', help: 'Requests refused by a rate limit, by bucket kind (key, ip, failed_auth).' },
   rag_ingested_documents_total: { type: 'counter', help: 'Documents through ingestion, by outcome (ready, failed, retry, gone).' },
   rag_ingested_chunks_total: { type: 'counter', help: 'Chunks of documents that became ready, by whether they were embedded anew or reused.' },
-  rag_queue_deliveries_total: { type: 'counter', help: 'Queue messages delivered to the consumer, by kind (ingest, r2_event, malformed).' },
+  rag_queue_deliveries_total: { type: 'counter', help: 'Queue messages delivered to the consumer, by kind (ingest, r2_event, malformed; forwarded_large: sent on to the queue for large documents).' },
   rag_queue_retries_total: { type: 'counter', help: 'Queue messages sent back for a later attempt.' },
   rag_queue_dead_lettered_total: { type: 'counter', help: 'Queue messages that used their last attempt and go to the dead-letter queue.' },
   rag_provider_calls_total: { type: 'counter', help: 'Calls to outside providers, by provider and outcome (ok, error).' },
