@@ -13,8 +13,16 @@
  *   is in any index (keyword search, the engine's passages, the catalog's chunk rows);
  * - the namespace's totals (engine passages and vectors, catalog rows) are the good documents'.
  *
- * The scenarios run against the local engine (what `getServices` builds in tests) and the
- * Cloudflare engine (a fake Vectorize, the real D1 and keyword shards).
+ * Scenarios (one describe each): an embedder failing 30 % of calls; R2 reads of originals
+ * failing 10 %; every message delivered twice (the batch again, two copies in a batch, two
+ * invocations racing); a throw at each step boundary in turn; markReady committing but
+ * throwing (its answer lost); a document whose staging always fails (it runs out of
+ * attempts); a poison document in a batch of 50, with a large document forwarded to the queue
+ * for large documents (and one whose forwarding fails), and one over its namespace's quota.
+ *
+ * They run against the local engine (what `getServices` builds in tests) and the Cloudflare
+ * engine (a fake Vectorize, the real D1 and keyword shards). Faults are seeded or counted, so
+ * every run injects the same ones.
  */
 import { createExecutionContext, createMessageBatch, getQueueResult } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
@@ -22,9 +30,10 @@ import { describe, expect, it } from 'vitest';
 import { getServices } from '../src/composition';
 import type { EmbeddingProvider } from '../src/domain';
 import { AppError } from '../src/domain/errors';
-import { consumeDeadLetters, consumeIngestBatch, MAX_ATTEMPTS } from '../src/ingestion/consumer';
+import { consumeDeadLetters, consumeIngestBatch, LARGE_DOCUMENT_BYTES, MAX_ATTEMPTS } from '../src/ingestion/consumer';
 import { ingestDocuments, removeFromIndexes } from '../src/ingestion/pipeline';
 import type { Services } from '../src/services';
+import { keywordTerms } from '../src/text/keyword-terms';
 import { FakeVectorize } from '../fakes/vectorize';
 import { cloudflareEngine } from './engines';
 
@@ -45,11 +54,24 @@ function prng(seed: number): () => number {
 
 const LETTERS = 'bcdfghjklmnprstvwz';
 const VOWELS = 'aeiou';
-/** A pronounceable made-up word: no two documents share a word, so feedback terms stay in one document. */
+/** Every keyword term a made-up word was given for, across the file's documents. */
+const usedTerms = new Set<string>();
+
+/**
+ * A pronounceable made-up word whose keyword term (after stemming) no other word of any
+ * document has: a marker finds one document, and pseudo-relevance feedback (which adds terms
+ * of the best passages to the query) can only add terms of that document.
+ */
 function word(random: () => number, syllables: number): string {
-  let out = '';
-  for (let i = 0; i < syllables; i++) out += LETTERS[Math.floor(random() * LETTERS.length)]! + VOWELS[Math.floor(random() * VOWELS.length)]!;
-  return out;
+  for (;;) {
+    let out = '';
+    for (let i = 0; i < syllables; i++) out += LETTERS[Math.floor(random() * LETTERS.length)]! + VOWELS[Math.floor(random() * VOWELS.length)]!;
+    const terms = keywordTerms(out);
+    if (terms.length === 1 && !usedTerms.has(terms[0]!)) {
+      usedTerms.add(terms[0]!);
+      return out;
+    }
+  }
 }
 
 interface Text {
@@ -60,7 +82,7 @@ interface Text {
 
 /**
  * `n` documents of 20–50 short paragraphs each, every paragraph holding the document's marker
- * and words of its own vocabulary. `poison` puts POISON_WORD in the first document.
+ * and words of its own vocabulary (see `word`).
  */
 function makeTexts(seed: number, n: number, paragraphs: [number, number] = [20, 50]): Text[] {
   const random = prng(seed);
@@ -81,13 +103,17 @@ const CHUNKING = { CHUNK_SIZE: 128, CHUNK_OVERLAP: 16 };
 
 const unique = (prefix: string) => `${prefix}${crypto.randomUUID().replaceAll('-', '').slice(0, 10)}`;
 
-/** Puts an original in R2 and a `queued` row in D1, as an upload does (the test sends the messages). */
-async function stage(services: Services, namespace: string, text: string): Promise<string> {
+/**
+ * Puts an original in R2 and a `queued` row in D1, as an upload does (the test sends the
+ * messages). The title is the marker: a title word shared by documents (indexed with every
+ * passage) would let feedback terms reach other documents.
+ */
+async function stage(services: Services, namespace: string, { text, marker }: Text): Promise<string> {
   const bytes = new TextEncoder().encode(text);
   const id = crypto.randomUUID().replaceAll('-', '');
   const r2Key = `originals/${namespace}/${id}`;
   await services.originals.put(r2Key, bytes);
-  await services.documents.enqueue([{ id, namespace, title: `doc ${id.slice(0, 6)}`, filename: null, type: 'txt', size: bytes.byteLength, r2Key, metadata: {} }]);
+  await services.documents.enqueue([{ id, namespace, title: marker, filename: null, type: 'txt', size: bytes.byteLength, r2Key, metadata: {} }]);
   return id;
 }
 
@@ -99,7 +125,7 @@ async function cleanChunkCounts(texts: Text[], config: Partial<Services['config'
   const base = getServices(env);
   const services: Services = { ...base, config: { ...base.config, ...CHUNKING, ...config } };
   const namespace = unique('clean');
-  const ids = await Promise.all(texts.map((t) => stage(services, namespace, t.text)));
+  const ids = await Promise.all(texts.map((t) => stage(services, namespace, t)));
   const outcomes = await ingestDocuments(services, ids);
   return ids.map((id) => {
     const outcome = outcomes.get(id);
@@ -115,16 +141,27 @@ interface World {
   services: Services;
   /** Lets an asynchronous engine apply its writes (Vectorize), before the checks. */
   settle(): void;
+  /** Documents forwarded to the queue for large documents, not yet delivered (see `drive`). */
+  large: string[];
 }
 
-/** Fresh services over one engine, with the test chunking; `config` overrides more settings. */
+/**
+ * Fresh services over one engine, with the test chunking; `config` overrides more settings.
+ * The queue for large documents records what is sent to it: `drive` delivers it, one message
+ * per invocation as its consumer is configured, and nothing reaches the test worker's real queue.
+ */
 function world(engine: 'local' | 'cloudflare', config: Partial<Services['config']> = {}): World {
   const base = getServices(env);
-  const services: Services = { ...base, config: { ...base.config, ...CHUNKING, ...config } };
-  if (engine === 'local') return { services, settle: () => {} };
+  const large: string[] = [];
+  const largeQueue = {
+    send: async (body: { documentId: string }) => void large.push(body.documentId),
+    sendBatch: async (messages: Iterable<{ body: { documentId: string } }>) => void large.push(...[...messages].map((m) => m.body.documentId)),
+  } as unknown as Queue<never>;
+  const services: Services = { ...base, largeQueue, config: { ...base.config, ...CHUNKING, ...config } };
+  if (engine === 'local') return { services, settle: () => {}, large };
   // A fake Vectorize of its own: its whole-index count is this scenario's vectors.
   const fake = new FakeVectorize({ dimensions: base.embedder.dimensions, metadataIndexes: ['documentId'] });
-  return { services: { ...services, engine: cloudflareEngine(fake, base.embedder.dimensions) }, settle: () => fake.processPending() };
+  return { services: { ...services, engine: cloudflareEngine(fake, base.embedder.dimensions) }, settle: () => fake.processPending(), large };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -186,6 +223,8 @@ interface Delivery {
   id: string;
   documentId: string;
   attempts: number;
+  /** A message of the queue for large documents, whose consumer takes one per invocation. */
+  large?: boolean;
 }
 
 interface Drive {
@@ -199,13 +238,14 @@ interface Drive {
 
 /** One invocation of the real handler on a batch; returns the ids it acked and those it asked to retry. */
 async function deliver(services: Services, messages: Delivery[]): Promise<{ acked: string[]; retried: string[] }> {
+  const alone = messages[0]?.large === true;
   const batch = createMessageBatch(
-    QUEUE,
+    alone ? `${QUEUE}-large` : QUEUE,
     messages.map((m) => ({ id: m.id, timestamp: Date.now(), attempts: m.attempts, body: { type: 'ingest', documentId: m.documentId } })),
   );
   const ctx = createExecutionContext();
   try {
-    await consumeIngestBatch(batch, services);
+    await consumeIngestBatch(batch, services, { alone });
   } catch (error) {
     // A handler that throws has the whole batch retried.
     console.error('fault-injection: the handler threw', error);
@@ -219,28 +259,34 @@ async function deliver(services: Services, messages: Delivery[]): Promise<{ acke
 }
 
 /**
- * Drives messages as the queue would: the first round's batches are delivered at once (two
+ * Drives messages as the queues would: the first round's batches are delivered at once (two
  * invocations racing, when there are two), then what the handler asked to retry comes back in
  * one batch per round with its attempts counted, until nothing is left; a message retried on
- * its MAX_ATTEMPTS-th attempt goes to the dead-letter consumer instead.
+ * its MAX_ATTEMPTS-th attempt goes to the dead-letter consumer instead. Documents forwarded to
+ * the queue for large documents come in the next round, one per invocation (`alone`).
  */
-async function drive(services: Services, firstRound: Delivery[][]): Promise<Drive> {
+async function drive(w: World, firstRound: Delivery[][]): Promise<Drive> {
+  const { services } = w;
   const report: Drive = { deliveries: 0, acked: new Set(), deadLettered: [] };
   let round = firstRound;
   for (let n = 0; round.some((batch) => batch.length); n++) {
     if (n > 2 * MAX_ATTEMPTS) throw new Error('the queue never drained');
+    round = round.filter((batch) => batch.length);
     const results = await Promise.all(round.map((batch) => deliver(services, batch)));
     report.deliveries += round.length;
     const next: Delivery[] = [];
+    const alone: Delivery[][] = [];
     round.forEach((batch, b) => {
       const { acked, retried } = results[b]!;
       for (const id of acked) report.acked.add(id);
       for (const message of batch.filter((m) => retried.includes(m.id))) {
         if (message.attempts >= MAX_ATTEMPTS) report.deadLettered.push(message);
+        else if (message.large) alone.push([{ ...message, attempts: message.attempts + 1 }]);
         else next.push({ ...message, attempts: message.attempts + 1 });
       }
     });
-    round = [next];
+    for (const documentId of w.large.splice(0)) alone.push([{ id: `large-${documentId}`, documentId, attempts: 1, large: true }]);
+    round = [next, ...alone];
   }
   if (report.deadLettered.length) {
     const batch = createMessageBatch(
@@ -251,6 +297,17 @@ async function drive(services: Services, firstRound: Delivery[][]): Promise<Driv
   }
   return report;
 }
+
+/** Where the poison and the large document sit in the batch of 50. */
+const POISON = 17;
+const LARGE = 33;
+
+/**
+ * The batch of 50. The large document: its paragraphs, then blank space to 4 MiB
+ * (LARGE_DOCUMENT_BYTES), the size from which a batch forwards a document to the queue for
+ * large documents.
+ */
+const poisonBatch = () => makeTexts(505, 50).map((t, i) => (i === LARGE ? { ...t, text: `${t.text}\n\n${' '.repeat(LARGE_DOCUMENT_BYTES)}` } : t));
 
 const messagesFor = (ids: string[], prefix = 'm'): Delivery[] => ids.map((documentId, i) => ({ id: `${prefix}${i}`, documentId, attempts: 1 }));
 
@@ -323,7 +380,7 @@ async function checkInvariants(world: World, namespace: string, expected: Expect
 async function setUp(world: World, prefix: string, texts: Text[], counts: number[]) {
   const namespace = unique(prefix);
   const ids: string[] = [];
-  for (const t of texts) ids.push(await stage(world.services, namespace, t.text));
+  for (const t of texts) ids.push(await stage(world.services, namespace, t));
   const expected: Expected[] = ids.map((id, i) => ({ id, marker: texts[i]!.marker, outcome: 'ready', chunks: counts[i]! }));
   return { namespace, ids, expected };
 }
@@ -337,12 +394,15 @@ function expectDrained(report: Drive, messages: Delivery[]) {
 // ---------------------------------------------------------------------------------------------
 // Scenarios, on each engine
 
-// The texts are fixed (seeded), so their clean chunk counts are computed once and shared.
-const cached = new Map<string, Promise<number[]>>();
-function fixture(key: string, texts: () => Text[], config: Partial<Services['config']> = {}): Promise<{ texts: Text[]; counts: number[] }> {
-  const t = texts();
-  if (!cached.has(key)) cached.set(key, cleanChunkCounts(t, config));
-  return cached.get(key)!.then((counts) => ({ texts: t, counts }));
+// The texts are fixed (seeded) and made once per key, their clean chunk counts with them; both
+// engines' runs of a scenario share them (in namespaces of their own).
+const cached = new Map<string, Promise<{ texts: Text[]; counts: number[] }>>();
+function fixture(key: string, make: () => Text[], config: Partial<Services['config']> = {}): Promise<{ texts: Text[]; counts: number[] }> {
+  if (!cached.has(key)) {
+    const texts = make();
+    cached.set(key, cleanChunkCounts(texts, config).then((counts) => ({ texts, counts })));
+  }
+  return cached.get(key)!;
 }
 
 for (const engine of ['local', 'cloudflare'] as const) {
@@ -356,7 +416,7 @@ for (const engine of ['local', 'cloudflare'] as const) {
         w.services = { ...w.services, embedder: flakyEmbedder(w.services.embedder, 0.3, 7, injected) };
         const { namespace, ids, expected } = await setUp(w, 'flakyemb', texts, counts);
         const messages = messagesFor(ids);
-        const report = await drive(w.services, [messages]);
+        const report = await drive(w, [messages]);
         expect(injected.faults).toBeGreaterThan(0);
         expect(report.deliveries).toBeGreaterThan(1); // the faults did cost re-deliveries
         expectDrained(report, messages);
@@ -389,7 +449,7 @@ for (const engine of ['local', 'cloudflare'] as const) {
         };
         const { namespace, ids, expected } = await setUp(w, 'flakyr2', texts, counts);
         const messages = messagesFor(ids);
-        const report = await drive(w.services, [messages]);
+        const report = await drive(w, [messages]);
         expect(injected.faults).toBeGreaterThan(0);
         expectDrained(report, messages);
         await checkInvariants(w, namespace, expected);
@@ -407,7 +467,7 @@ for (const engine of ['local', 'cloudflare'] as const) {
         };
         const { namespace, ids, expected } = await setUp(w, 'twice', texts, counts);
         const messages = messagesFor(ids);
-        expectDrained(await drive(w.services, [messages]), messages);
+        expectDrained(await drive(w, [messages]), messages);
         const firstEmbedded = embedded.texts;
         expect(firstEmbedded).toBe(counts.reduce((a, b) => a + b, 0));
 
@@ -418,7 +478,7 @@ for (const engine of ['local', 'cloudflare'] as const) {
         await w.services.originals.delete(gone.r2Key);
         expected[0] = { ...expected[0]!, outcome: 'deleted' };
 
-        expectDrained(await drive(w.services, [messages]), messages);
+        expectDrained(await drive(w, [messages]), messages);
         expect(embedded.texts, 'the second delivery embeds nothing').toBe(firstEmbedded);
         await checkInvariants(w, namespace, expected);
       });
@@ -428,7 +488,7 @@ for (const engine of ['local', 'cloudflare'] as const) {
         const w = world(engine);
         const { namespace, ids, expected } = await setUp(w, 'copies', texts, counts);
         const messages = [...messagesFor(ids, 'a'), ...messagesFor(ids, 'b')];
-        expectDrained(await drive(w.services, [messages]), messages);
+        expectDrained(await drive(w, [messages]), messages);
         await checkInvariants(w, namespace, expected);
       });
 
@@ -438,7 +498,7 @@ for (const engine of ['local', 'cloudflare'] as const) {
         const { namespace, ids, expected } = await setUp(w, 'racing', texts, counts);
         const a = messagesFor(ids, 'a');
         const b = messagesFor(ids, 'b');
-        const report = await drive(w.services, [a, b]);
+        const report = await drive(w, [a, b]);
         expectDrained(report, [...a, ...b]);
         await checkInvariants(w, namespace, expected);
       });
@@ -475,19 +535,67 @@ for (const engine of ['local', 'cloudflare'] as const) {
           w.services = boundary.inject(w.services, injected);
           const { namespace, ids, expected } = await setUp(w, 'boundary', texts, counts);
           const messages = messagesFor(ids);
-          const report = await drive(w.services, [messages]);
+          const report = await drive(w, [messages]);
           expect(injected.faults, 'the seam was reached and threw').toBe(2);
+          expect(report.deliveries, 'the second fault cost a re-delivery').toBeGreaterThan(1);
           expectDrained(report, messages);
           await checkInvariants(w, namespace, expected);
         });
       }
     });
 
-    describe('a poison document in a batch of 50', () => {
-      it('fails the document the provider refuses, alone; the other 49 are ready', async () => {
-        const { texts, counts } = await fixture('poison', () => makeTexts(505, 50));
+    describe('a D1 write that commits but reports a failure', () => {
+      /*
+       * documents.markReady commits but its call throws (a D1 answer lost after the commit).
+       * Before the pipeline re-read the catalog there, it took back every never-ready document
+       * of the group (engine and chunk rows) although the catalog said `ready`; indexed again
+       * alone, each then ended `superseded` (markReady had cleared its claim), acked, `ready`
+       * with nothing searchable.
+       */
+      it('throws after marking ready (documents.markReady committed): every document still ends searchable', async () => {
+        const { texts, counts } = await fixture('boundaries', () => makeTexts(404, 20));
         const w = world(engine);
-        const poison = texts[17]!.marker;
+        const injected = { calls: 0, faults: 0 };
+        w.services = { ...w.services, documents: throwing(w.services.documents, 'markReady', 'after', 2, injected) };
+        const { namespace, ids, expected } = await setUp(w, 'lostready', texts, counts);
+        const messages = messagesFor(ids);
+        const report = await drive(w, [messages]);
+        expect(injected.faults).toBeGreaterThan(0);
+        expectDrained(report, messages);
+        await checkInvariants(w, namespace, expected);
+      });
+    });
+
+    describe('a document whose staging always fails (transiently) in a batch of 20', () => {
+      it('fails it after MAX_ATTEMPTS, dead-letters its message, and leaves nothing of it staged', async () => {
+        const { texts, counts } = await fixture('boundaries', () => makeTexts(404, 20));
+        const w = world(engine);
+        const { namespace, ids, expected } = await setUp(w, 'exhaust', texts, counts);
+        const doomed = ids[5]!;
+        // Stages its chunks, then throws: each attempt leaves staged chunks behind to clean up.
+        w.services = {
+          ...w.services,
+          engine: wrap(w.services.engine, 'stage', async (call, [, chunks]) => {
+            const result = await call();
+            if ((chunks as { documentId: string }[]).some((c) => c.documentId === doomed)) throw new Error('injected: the engine lost the connection');
+            return result;
+          }),
+        };
+        expected[5] = { ...expected[5]!, outcome: 'failed', reason: new RegExp(`^Indexing failed after ${MAX_ATTEMPTS} attempts`) };
+        const messages = messagesFor(ids);
+        const report = await drive(w, [messages]);
+        expect(report.deliveries).toBe(MAX_ATTEMPTS);
+        expect(report.deadLettered.map((m) => m.documentId)).toEqual([doomed]);
+        expect([...report.acked].sort()).toEqual(messages.filter((m) => m.documentId !== doomed).map((m) => m.id).sort());
+        await checkInvariants(w, namespace, expected);
+      });
+    });
+
+    describe('a poison document in a batch of 50', () => {
+      it('fails the document the provider refuses, alone; sends the large one to be ingested alone; the other 48 are ready', async () => {
+        const { texts, counts } = await fixture('poison', poisonBatch);
+        const w = world(engine);
+        const poison = texts[POISON]!.marker;
         // Refuses (400, not retryable) any call holding the poison document's text.
         w.services = {
           ...w.services,
@@ -497,19 +605,41 @@ for (const engine of ['local', 'cloudflare'] as const) {
           }),
         };
         const { namespace, ids, expected } = await setUp(w, 'poison', texts, counts);
-        expected[17] = { ...expected[17]!, outcome: 'failed', reason: /^Indexing failed: The provider refused one of the texts/ };
+        expect((await w.services.documents.get(ids[LARGE]!))?.size).toBeGreaterThanOrEqual(LARGE_DOCUMENT_BYTES);
+        expected[POISON] = { ...expected[POISON]!, outcome: 'failed', reason: /^Indexing failed: The provider refused one of the texts/ };
         const messages = messagesFor(ids);
-        const report = await drive(w.services, [messages]);
-        expect(report.deliveries, 'no re-delivery: the poison fails at once').toBe(1);
+        const report = await drive(w, [messages]);
+        // The batch, then the large document alone; no re-delivery: the poison fails at once.
+        expect(report.deliveries).toBe(2);
+        expectDrained(report, [...messages, { id: `large-${ids[LARGE]}`, documentId: ids[LARGE]!, attempts: 1 }]);
+        await checkInvariants(w, namespace, expected);
+      });
+
+      it('ingests the large document with its batch when the queue for large documents refuses it', async () => {
+        const { texts, counts } = await fixture('poison', poisonBatch);
+        const w = world(engine);
+        w.services = {
+          ...w.services,
+          largeQueue: {
+            send: async () => {
+              throw new Error('injected: Queue send failed (internal error)');
+            },
+          } as unknown as Queue<never>,
+        };
+        // The first ten documents, the large one among them (it is the 34th): a batch of 11.
+        const picked = [...texts.slice(0, 10), texts[LARGE]!];
+        const { namespace, ids, expected } = await setUp(w, 'largefwd', picked, [...counts.slice(0, 10), counts[LARGE]!]);
+        const messages = messagesFor(ids);
+        const report = await drive(w, [messages]);
+        expect(report.deliveries, 'kept in its batch, not retried').toBe(1);
         expectDrained(report, messages);
         await checkInvariants(w, namespace, expected);
       });
 
-      it('fails a document over the namespace passage quota (QUOTA_PASSAGES), the only "too big" the engine knows', async () => {
-        // The engine splits every call into what its backends take (CHUNKS_PER_GROUP, the
-        // embedder's maxBatchSize, STAGE_SLICE, D1 batches), so no document is too big for a
-        // batch; the one limit on a document's size at ingestion is the namespace's passage quota.
-        const { texts, counts } = await fixture('too-big', () => [...makeTexts(606, 49), ...makeTexts(607, 1, [1500, 1500])]);
+      it('fails a document too big for its namespace: over the passage quota (QUOTA_PASSAGES)', async () => {
+        // Besides a batch's large documents (ingested alone, above), the one limit on a
+        // document's size at ingestion is its namespace's passage quota: over it, it fails.
+        const { texts, counts } = await fixture('too-big', () => [...makeTexts(606, 49), ...makeTexts(607, 1, [3000, 3000])]);
         const good = counts.slice(0, 49).reduce((a, b) => a + b, 0);
         const big = counts[49]!;
         const quota = good + 5;
@@ -518,7 +648,7 @@ for (const engine of ['local', 'cloudflare'] as const) {
         const { namespace, ids, expected } = await setUp(w, 'toobig', texts, counts);
         expected[49] = { ...expected[49]!, outcome: 'failed', reason: /over its quota/ };
         const messages = messagesFor(ids);
-        const report = await drive(w.services, [messages]);
+        const report = await drive(w, [messages]);
         expect(report.deliveries).toBe(1);
         expectDrained(report, messages);
         await checkInvariants(w, namespace, expected);

@@ -244,12 +244,23 @@ async function index(services: Services, group: Prepared[]): Promise<Map<string,
       engine.lastWrite(),
     );
   } catch (error) {
-    // A document never ready before must not stay searchable while the retry is pending; its
-    // catalog rows go too, so the retry embeds and stages it afresh.
-    for (const { document } of held) {
-      if (document.indexedAt === null) await removeFromIndexes(services, document).catch((cause) => console.error('ingest: could not take back', document.id, cause));
+    // The write may have committed before the error (its answer lost): documents ready since
+    // this attempt read them are ready, and what was activated for them stays.
+    const after = await services.documents.getMany(held.map((p) => p.document.id)).catch(() => null);
+    const landed = held.filter((p) => {
+      const now = after?.get(p.document.id);
+      return now?.status === 'ready' && now.indexedAt !== p.document.indexedAt;
+    });
+    if (after === null || landed.length === 0) {
+      // A document never ready before must not stay searchable while the retry is pending; its
+      // catalog rows go too, so the retry embeds and stages it afresh. (When the catalog cannot
+      // even be read, nothing is taken back: the write may have landed, and the retry repairs.)
+      for (const { document } of after === null ? [] : held) {
+        if (document.indexedAt === null) await removeFromIndexes(services, document).catch((cause) => console.error('ingest: could not take back', document.id, cause));
+      }
+      throw error;
     }
-    throw error;
+    ready = new Set(landed.map((p) => p.document.id));
   }
   for (const plan of held) {
     if (ready.has(plan.document.id)) {
