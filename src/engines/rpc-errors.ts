@@ -10,7 +10,12 @@ export const KEYWORD_INDEX_ERROR = 'Keyword index: ';
 /** A vector of another dimension than the index's: the embedder and index disagree, which is the operator's to fix. */
 export const MISCONFIGURED = 'Search engine misconfigured: ';
 
-/** Runs a call to one of the engines' Durable Objects, restoring the kind of the errors it throws. */
+/**
+ * Runs a call to one of the engines' Durable Objects, restoring the kind of the errors it throws.
+ * The platform's own errors say whether the call may be repeated (`retryable`, `overloaded`: an
+ * object over its request rate, a reset, an object moved): those become a 503 with Retry-After,
+ * and a retry of the queue message, rather than an internal error.
+ */
 export async function callIndex<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
@@ -20,6 +25,11 @@ export async function callIndex<T>(work: () => Promise<T>): Promise<T> {
         throw new AppError('bad_request', err.message, { cause: err });
       }
       if (err.message.startsWith(MISCONFIGURED)) throw new AppError('misconfigured', err.message, { cause: err });
+      const platform = err as Error & { retryable?: boolean; overloaded?: boolean };
+      if (platform.retryable || platform.overloaded) {
+        const why = platform.overloaded ? 'is overloaded' : 'could not be reached';
+        throw new AppError('unavailable', `The search index ${why}; retry shortly.`, { retryable: true, retryAfterSeconds: platform.overloaded ? 5 : 1, cause: err });
+      }
     }
     throw err;
   }
