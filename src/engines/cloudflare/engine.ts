@@ -63,8 +63,8 @@ export class CloudflareEngine implements SearchEngine {
     const absent = new Set(missing);
     const staged = chunks.filter((c) => !absent.has(c.id));
     const shardOf = await this.passages.stage(namespace, staged, this.keywords.shardSize);
-    await this.keywords.stage(namespace, staged, shardOf);
-    if (records.length) await this.vectors.upsert(namespace, records);
+    // Both after D1, which holds what removes them; neither is searchable before activation.
+    await Promise.all([this.keywords.stage(namespace, staged, shardOf), records.length ? this.vectors.upsert(namespace, records) : null]);
     return missing;
   }
 
