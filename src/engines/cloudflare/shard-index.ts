@@ -23,6 +23,15 @@ export interface ShardPassage {
 const BLOCK = 512;
 /** Decoded postings kept in memory between queries, by term (least recently used go first). */
 const CACHE_BYTES = 16 * 1024 * 1024;
+/** When removed rows' postings are rewritten away (see `#compactSome`). */
+export interface Compaction {
+  /** Dead entries needed before a compaction starts, besides a quarter of all entries. */
+  minDead: number;
+  /** Terms rewritten per activation while a compaction runs. */
+  termsPerStep: number;
+}
+const DEFAULT_COMPACTION: Compaction = { minDead: 10_000, termsPerStep: 2_000 };
+
 /** Hits tied with the last one are returned too (for a merge independent of sharding), up to this many times the limit. */
 const MAX_TIES = 4;
 
@@ -39,7 +48,7 @@ const MAX_TIES = 4;
  *
  * In memory: each row's field lengths (-1: not live), loaded on the first query after the
  * object starts — 8 bytes a row — and the postings cache. Removed rows are skipped by their
- * length until `compact` rewrites the postings without them.
+ * length until compaction (a few thousand terms per write) rewrites the postings without them.
  */
 export class ShardIndex {
   private readonly sql: SqlStorage;
@@ -53,6 +62,7 @@ export class ShardIndex {
   constructor(
     private readonly storage: DurableObjectStorage,
     private readonly params: KeywordParams = DEFAULT_KEYWORD_PARAMS,
+    private readonly compaction: Compaction = DEFAULT_COMPACTION,
   ) {
     this.sql = storage.sql;
     this.sql.exec(`
@@ -64,7 +74,8 @@ export class ShardIndex {
       CREATE TABLE IF NOT EXISTS postings (term TEXT NOT NULL, block INTEGER NOT NULL, size INTEGER NOT NULL, data BLOB NOT NULL,
         PRIMARY KEY (term, block)) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS term_df (term TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID;
-      CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL);`);
+      CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS compaction (id INTEGER PRIMARY KEY CHECK (id = 1), after TEXT NOT NULL);`);
   }
 
   /** Stores passages, not yet searchable; a stored id gets its new metadata (its text is fixed: the id hashes it). */
@@ -117,7 +128,7 @@ export class ShardIndex {
     this.sql.exec('UPDATE passages SET live = 1 WHERE row IN (SELECT value FROM json_each(?))', JSON.stringify(add.map((r) => r.row)));
     this.#dropPostings(drop.filter((r) => r.live));
     this.sql.exec('DELETE FROM passages WHERE row IN (SELECT value FROM json_each(?))', JSON.stringify(drop.map((r) => r.row)));
-    if (this.#counter('dead') > Math.max(10_000, this.#counter('entries') / 4)) this.#compact();
+    this.#compactSome();
   }
 
   /** Removes documents' passages, staged or live. */
@@ -353,21 +364,36 @@ export class ShardIndex {
     this.sql.exec('INSERT INTO counters (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = value + ?2', key, delta);
   }
 
-  /** Rewrites every term's postings without the rows no longer live. */
-  #compact(): void {
+  /**
+   * Compaction, a step per write: once the postings of removed rows are more than a quarter of
+   * all, each activation rewrites the next `termsPerStep` terms (in term order, from where the
+   * last step stopped) without them, until every term has been through. Rewriting them all at
+   * once would take seconds at 50,000 passages, within one call and its CPU limit.
+   */
+  #compactSome(): void {
+    const { minDead, termsPerStep } = this.compaction;
+    let after = this.sql.exec<{ after: string }>('SELECT after FROM compaction').toArray()[0]?.after;
+    if (after === undefined) {
+      if (this.#counter('dead') <= Math.max(minDead, this.#counter('entries') / 4)) return;
+      after = '';
+    }
     this.#load();
-    const terms = Array.from(this.sql.exec<{ term: string }>('SELECT DISTINCT term FROM postings'), (r) => r.term);
+    const terms = Array.from(this.sql.exec<{ term: string }>('SELECT DISTINCT term FROM postings WHERE term > ? ORDER BY term LIMIT ?', after, termsPerStep), (r) => r.term);
+    let dropped = 0;
     for (const term of terms) {
       const list = this.#postings(term);
       this.#forget(term);
       const kept: number[] = [];
       for (let i = 0; i < list.length; i += 2) if (this.textLength[list[i]!]! >= 0) kept.push(list[i]!, list[i + 1]!);
       if (kept.length === list.length) continue;
+      dropped += (list.length - kept.length) / 2;
       this.sql.exec('DELETE FROM postings WHERE term = ?', term);
       if (kept.length) this.#append(term, Uint32Array.from(kept));
     }
-    this.sql.exec(`UPDATE counters SET value = value - (SELECT value FROM counters WHERE key = 'dead') WHERE key = 'entries'`);
-    this.sql.exec(`UPDATE counters SET value = 0 WHERE key = 'dead'`);
+    this.#count('dead', -dropped);
+    this.#count('entries', -dropped);
+    if (terms.length < termsPerStep) this.sql.exec('DELETE FROM compaction');
+    else this.sql.exec('INSERT INTO compaction (id, after) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET after = ?1', terms.at(-1)!);
   }
 }
 
