@@ -500,6 +500,6 @@ describe('bodies that are not valid JSON', () => {
 describe('listing', () => {
   it(`takes pages of at most ${L.maxPageSize}`, async () => {
     await expectAccepted(await api(`/v1/documents?limit=${L.maxPageSize}`));
-    await expectRefused(await api(`/v1/documents?limit=${L.maxPageSize + 1}`), `limit: at most ${L.maxPageSize}`);
+    await expectRefused(await api(`/v1/documents?limit=${L.maxPageSize + 1}`), `limit: at most ${L.maxPageSize} documents a page`);
   });
 });

@@ -43,7 +43,7 @@ function textUpload(maxDocuments: number) {
 const ListQuery = z.object({
   status: z.enum(['queued', 'processing', 'ready', 'failed']).optional(),
   namespace: Namespace.optional(),
-  limit: z.coerce.number().int().min(1).max(L.maxPageSize, atMost(L.maxPageSize)).default(20),
+  limit: z.coerce.number().int().min(1).max(L.maxPageSize, atMost(L.maxPageSize, 'documents a page')).default(20),
   cursor: z.coerce.number().int().positive().optional(),
 });
 
@@ -122,7 +122,7 @@ documentRoutes.get('/:id', guard('read'), async (c) => {
 
 const PassagePage = z.object({
   from: z.coerce.number().int().min(0).default(0),
-  limit: z.coerce.number().int().min(1).max(100, atMost(100)).default(20),
+  limit: z.coerce.number().int().min(1).max(100, atMost(100, 'passages a page')).default(20),
 });
 
 /** A document's searchable passages in order, a page at a time: its text as search sees it. */

@@ -97,7 +97,7 @@ function registerTools(server: McpServer, c: Context<AppEnv>): void {
       inputSchema: {
         namespace,
         status: z.enum(['queued', 'processing', 'ready', 'failed']).optional(),
-        limit: z.number().int().min(1).max(L.maxPageSize, atMost(L.maxPageSize)).default(20),
+        limit: z.number().int().min(1).max(L.maxPageSize, atMost(L.maxPageSize, 'documents a page')).default(20),
         cursor: z.string().regex(/^\d+$/).optional(),
       },
       annotations: { readOnlyHint: true },
