@@ -36,21 +36,10 @@ import type { Services } from '../src/services';
 import { keywordTerms } from '../src/text/keyword-terms';
 import { FakeVectorize } from '../fakes/vectorize';
 import { cloudflareEngine } from './engines';
+import { rng } from './support';
 
 // ---------------------------------------------------------------------------------------------
 // Documents
-
-/** A small deterministic PRNG (mulberry32): the same seed injects the same faults. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const LETTERS = 'bcdfghjklmnprstvwz';
 const VOWELS = 'aeiou';
@@ -85,7 +74,7 @@ interface Text {
  * and words of its own vocabulary (see `word`).
  */
 function makeTexts(seed: number, n: number, paragraphs: [number, number] = [20, 50]): Text[] {
-  const random = prng(seed);
+  const random = rng(seed);
   return Array.from({ length: n }, () => {
     const marker = word(random, 6);
     const vocabulary = Array.from({ length: 30 }, () => word(random, 3 + Math.floor(random() * 2)));
@@ -202,7 +191,7 @@ function throwing<T extends object>(target: T, name: keyof T & string, when: 'be
 
 /** An embedder failing `rate` of its calls, transiently, as a provider's 5xx would. */
 function flakyEmbedder(embedder: EmbeddingProvider, rate: number, seed: number, injected: Injected): EmbeddingProvider {
-  const random = prng(seed);
+  const random = rng(seed);
   return wrap(embedder, 'embed', async (call) => {
     injected.calls++;
     if (random() < rate) {
@@ -429,7 +418,7 @@ for (const engine of ['local', 'cloudflare'] as const) {
         const { texts, counts } = await fixture('flaky-r2', () => makeTexts(202, 40));
         const w = world(engine);
         const injected = { calls: 0, faults: 0 };
-        const random = prng(11);
+        const random = rng(11);
         // Half the faults fail the `get` itself, half the read of the body (a stream cut mid-way).
         w.services = {
           ...w.services,

@@ -50,7 +50,7 @@ async function indexCorpus(namespace: string, shardSize: number, corpus = docs):
   }));
   for (let i = 0; i < chunks.length; i += 500) {
     const batch = chunks.slice(i, i + 500);
-    const shardOf = await passages.stage(namespace, batch, shardSize);
+    const shardOf = await passages.stage(namespace, batch, shardSize, await passages.stored(namespace, batch.map((c) => c.id)));
     await keywords.stage(namespace, batch, shardOf);
     const versions = batch.map((c) => ({ documentId: c.documentId, chunkIds: [c.id] }));
     await keywords.activate(namespace, versions, shardOf);

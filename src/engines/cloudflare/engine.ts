@@ -49,7 +49,9 @@ export class CloudflareEngine implements SearchEngine {
       ...records,
       ...chunks.filter((c) => !c.vector).map((c) => ({ id: c.id, values: new Float32Array(this.dimensions), metadata: metadataOf(c) })),
     ]);
-    const before = await this.passages.metadata(namespace, chunks.filter((c) => !c.vector).map((c) => c.id));
+    // One read of what D1 holds of these ids: kept chunks' metadata, and every stored id's shard.
+    const stored = await this.passages.stored(namespace, chunks.map((c) => c.id));
+    const before = new Map(chunks.flatMap((c) => (!c.vector && stored.has(c.id) ? [[c.id, stored.get(c.id)!.metadata] as const] : [])));
     const missing = chunks.filter((c) => !c.vector && !before.has(c.id)).map((c) => c.id);
     const kept = chunks.filter((c) => !c.vector && before.has(c.id));
     const changed = kept.filter((c) => before.get(c.id) !== JSON.stringify(c.metadata));
@@ -62,7 +64,7 @@ export class CloudflareEngine implements SearchEngine {
     }
     const absent = new Set(missing);
     const staged = chunks.filter((c) => !absent.has(c.id));
-    const shardOf = await this.passages.stage(namespace, staged, this.keywords.shardSize);
+    const shardOf = await this.passages.stage(namespace, staged, this.keywords.shardSize, stored);
     // Both after D1, which holds what removes them; neither is searchable before activation.
     await Promise.all([this.keywords.stage(namespace, staged, shardOf), records.length ? this.vectors.upsert(namespace, records) : null]);
     return missing;

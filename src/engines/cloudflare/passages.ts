@@ -15,6 +15,12 @@ interface PassageRow {
   headings: string | null;
 }
 
+/** What D1 holds of a passage that decides how it is staged again. */
+export interface StoredPlace {
+  metadata: string;
+  shard: number;
+}
+
 const notStaged = (missing: number, of: number, documentId: string) =>
   new AppError('bad_request', `Search engine: ${missing} of ${of} chunks of document ${documentId} are not staged; stage them first`);
 
@@ -43,9 +49,10 @@ export class PassageTable {
    * id already stored keeps its own; new ones fill the namespace's first shards with room
    * (`shardSize` passages each, counted by migration 0011's triggers), then open new ones.
    * Two stagings at once may both fill the last room: a shard exceeds its size by at most a batch.
+   * `stored` is what `stored()` read of these ids.
    */
-  async stage(namespace: string, chunks: IndexedChunk[], shardSize: number): Promise<Map<string, number>> {
-    const shardOf = await this.#storedShards(namespace, chunks.map((c) => c.id));
+  async stage(namespace: string, chunks: IndexedChunk[], shardSize: number, stored: Map<string, StoredPlace>): Promise<Map<string, number>> {
+    const shardOf = new Map(chunks.flatMap((c) => (stored.has(c.id) ? [[c.id, stored.get(c.id)!.shard] as const] : [])));
     const fresh = chunks.filter((c) => !shardOf.has(c.id));
     if (fresh.length) {
       const { results } = await this.db
@@ -84,19 +91,6 @@ export class PassageTable {
     );
     for (let i = 0; i < statements.length; i += WRITE_BATCH) await this.db.batch(statements.slice(i, i + WRITE_BATCH));
     return shardOf;
-  }
-
-  /** The keyword shard of each stored id of the namespace. */
-  async #storedShards(namespace: string, ids: string[]): Promise<Map<string, number>> {
-    const found = new Map<string, number>();
-    for (let i = 0; i < ids.length; i += READ_BATCH) {
-      const { results } = await this.db
-        .prepare('SELECT id, shard FROM passages WHERE namespace = ? AND id IN (SELECT value FROM json_each(?))')
-        .bind(namespace, JSON.stringify(ids.slice(i, i + READ_BATCH)))
-        .all<{ id: string; shard: number }>();
-      for (const row of results) found.set(row.id, row.shard);
-    }
-    return found;
   }
 
   /**
@@ -166,15 +160,15 @@ export class PassageTable {
     return results.map((row) => row.id);
   }
 
-  /** The stored metadata (JSON) of the given ids in the namespace, by id. */
-  async metadata(namespace: string, ids: string[]): Promise<Map<string, string>> {
-    const found = new Map<string, string>();
+  /** The stored metadata (JSON) and keyword shard of the given ids in the namespace, by id. */
+  async stored(namespace: string, ids: string[]): Promise<Map<string, StoredPlace>> {
+    const found = new Map<string, StoredPlace>();
     for (let i = 0; i < ids.length; i += READ_BATCH) {
       const { results } = await this.db
-        .prepare('SELECT id, metadata FROM passages WHERE namespace = ? AND id IN (SELECT value FROM json_each(?))')
+        .prepare('SELECT id, metadata, shard FROM passages WHERE namespace = ? AND id IN (SELECT value FROM json_each(?))')
         .bind(namespace, JSON.stringify(ids.slice(i, i + READ_BATCH)))
-        .all<{ id: string; metadata: string }>();
-      for (const row of results) found.set(row.id, row.metadata);
+        .all<{ id: string; metadata: string; shard: number }>();
+      for (const row of results) found.set(row.id, { metadata: row.metadata, shard: row.shard });
     }
     return found;
   }
