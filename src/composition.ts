@@ -5,6 +5,7 @@ import { AccessControl } from './security/access';
 import type { Services } from './services';
 import { ApiKeyStore } from './storage/api-keys';
 import { ChunkStore } from './storage/chunks';
+import { SliceStore } from './storage/slices';
 import { DocumentStore } from './storage/documents';
 import { AppError } from './domain/errors';
 import { LocalEmbedder } from './providers/local-embedder';
@@ -182,6 +183,7 @@ export function getServices(env: Env): Services {
     db: env.DB,
     documents: new DocumentStore(env.DB),
     chunks: new ChunkStore(env.DB),
+    slices: new SliceStore(env.DB),
     keys,
     access: new AccessControl(config, env.RATE_LIMITER, keys),
     originals: env.ORIGINALS,

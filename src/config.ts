@@ -103,6 +103,11 @@ export const Config = z
     MAX_FILES_PER_UPLOAD: positiveInt(100),
     /** Documents processed at once within one queue batch. */
     INGEST_CONCURRENCY: positiveInt(8),
+    /**
+     * A document with more chunks than this is embedded and indexed in slices of at most this
+     * many, one queue message each, so no invocation holds more of its chunks and vectors.
+     */
+    INGEST_SLICE_CHUNKS: positiveInt(1000),
     // Caches (src/cache/): query embeddings by (model, dimensions, SHA-256 of the text);
     // answers of /v1/query and non-streamed chats by (namespace generation, request).
     CACHE_ENABLED: flag(true),

@@ -5,6 +5,7 @@ import type { AccessControl } from './security/access';
 import type { ApiKeyStore } from './storage/api-keys';
 import type { ChunkStore } from './storage/chunks';
 import type { DocumentStore } from './storage/documents';
+import type { SliceStore } from './storage/slices';
 
 /**
  * Everything the pipelines need, built from config in one place (`getServices` in
@@ -17,6 +18,8 @@ export interface Services {
   db: D1Database;
   documents: DocumentStore;
   chunks: ChunkStore;
+  /** Documents ingested in slices: which slices are in. */
+  slices: SliceStore;
   keys: ApiKeyStore;
   /** Authentication, scopes and rate limits. */
   access: AccessControl;

@@ -256,7 +256,10 @@ describe('ingestion queue consumer', () => {
     const large = await stage(unique('large'), `A large document goes alone. ${'Words fill the page. '.repeat(LARGE_DOCUMENT_BYTES / 20)}`);
     expect((await services.documents.get(large))!.size).toBeGreaterThanOrEqual(LARGE_DOCUMENT_BYTES);
     const sent: unknown[] = [];
-    const largeQueue = { send: async (body: unknown) => void sent.push(body) } as unknown as Queue<IngestRequest>;
+    const largeQueue = {
+      send: async (body: unknown) => void sent.push(body),
+      sendBatch: async (messages: { body: unknown }[]) => void sent.push(...messages.map((m) => m.body)),
+    } as unknown as Queue<IngestRequest>;
     const result = await consume(
       batchOf({ id: 'm1', body: { type: 'ingest', documentId: small } }, { id: 'm2', body: { type: 'ingest', documentId: large } }),
       { ...services, largeQueue },
@@ -266,10 +269,13 @@ describe('ingestion queue consumer', () => {
     expect((await services.documents.get(small))?.status).toBe('ready');
     expect((await services.documents.get(large))?.status).toBe('queued');
     // On the large documents' queue it comes alone, and is ingested.
-    const alone = createMessageBatch('rag-engine-ingest-large', [{ id: 'm3', timestamp: Date.now(), attempts: 1, body: { type: 'ingest', documentId: large } }]);
-    await consumeIngestBatch(alone, { ...services, largeQueue }, { alone: true });
+    // On the large documents' queue it comes alone; with this many chunks it goes on in slices, on the same queue.
+    for (let i = 0; i < sent.length; i++) {
+      const alone = createMessageBatch('rag-engine-ingest-large', [{ id: `large-${i}`, timestamp: Date.now(), attempts: 1, body: sent[i] }]);
+      await consumeIngestBatch(alone, { ...services, largeQueue }, { alone: true });
+    }
     expect((await services.documents.get(large))?.status).toBe('ready');
-    expect(sent).toHaveLength(1);
+    expect(sent.slice(1).every((body) => (body as { type: string }).type === 'slice')).toBe(true);
   });
 
   it('ingests an uploaded large document through the queue for large documents, beside small ones', async () => {

@@ -12,11 +12,11 @@ export type DocumentStatus = 'queued' | 'processing' | 'ready' | 'failed';
 export type MetadataValue = string | number | boolean;
 export type DocumentMetadata = Record<string, MetadataValue>;
 
-/** A queue message asking for a document to be (re)ingested from its original in R2. */
-export interface IngestRequest {
-  type: 'ingest';
-  documentId: string;
-}
+/**
+ * A queue message: a document to (re)ingest from its original in R2, or one slice of a large
+ * document whose claim (`attempt`) parsed it into slices (src/ingestion/slices.ts).
+ */
+export type IngestRequest = { type: 'ingest'; documentId: string } | { type: 'slice'; documentId: string; attempt: string; slice: number };
 
 /** A chunk as ingestion produces it: its text, where it sits in its document, which model embeds it. */
 export interface ChunkRecord {

@@ -19,6 +19,7 @@ export function presentDocument(d: DocumentRecord, searchable = d.status === 're
     status: d.status,
     error: d.error,
     chunkCount: d.chunkCount,
+    progress: d.slices,
     createdAt: d.createdAt,
     updatedAt: d.updatedAt,
     indexedAt: d.indexedAt,
@@ -54,6 +55,10 @@ export const DocumentView = z.object({
   status: z.enum(['queued', 'processing', 'ready', 'failed']),
   error: z.string().nullable().describe('Why it failed, or a note while it is retried.'),
   chunkCount: z.number().int(),
+  progress: z
+    .object({ total: z.number().int(), done: z.number().int() })
+    .nullable()
+    .describe('While a large document is indexed in slices: how many slices it has and how many are in.'),
   createdAt: z.string(),
   updatedAt: z.string(),
   indexedAt: z.string().nullable(),

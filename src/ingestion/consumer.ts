@@ -1,9 +1,11 @@
 import { AppError } from '../domain/errors';
 import { metrics } from '../observability/metrics';
 import type { Services } from '../services';
-import { IngestMessage } from './messages';
-import { ingestDocuments, removeFromIndexes } from './pipeline';
+import { type IngestOutcome, removeFromIndexes } from './indexing';
+import { IngestMessage, SliceMessage } from './messages';
+import { ingestDocuments } from './pipeline';
 import { applyR2Event, R2EventMessage } from './r2-events';
+import { forgetSlices, ingestSlice, SLICE_LEASE_MS } from './slices';
 
 /**
  * Attempts before a document is given up on. Must match `max_retries` + 1 of the queue
@@ -45,11 +47,14 @@ export const LARGE_DOCUMENT_BYTES = 4 * 1024 * 1024;
  */
 export async function consumeIngestBatch(batch: MessageBatch<unknown>, services: Services, { alone = false } = {}): Promise<void> {
   let valid: Delivery[] = [];
+  const slices: { message: Message<unknown>; request: SliceMessage }[] = [];
   for (const message of batch.messages) {
     const ingest = IngestMessage.safeParse(message.body);
-    const event = ingest.success ? null : R2EventMessage.safeParse(message.body);
-    metrics.inc('rag_queue_deliveries_total', { kind: ingest.success ? 'ingest' : event?.success ? 'r2_event' : 'malformed' });
+    const slice = ingest.success ? null : SliceMessage.safeParse(message.body);
+    const event = ingest.success || slice?.success ? null : R2EventMessage.safeParse(message.body);
+    metrics.inc('rag_queue_deliveries_total', { kind: ingest.success ? 'ingest' : slice?.success ? 'slice' : event?.success ? 'r2_event' : 'malformed' });
     if (ingest.success) valid.push({ message, documentId: ingest.data.documentId });
+    else if (slice?.success) slices.push({ message, request: slice.data });
     else if (event?.success) {
       try {
         const documentId = await applyR2Event(services, event.data);
@@ -65,74 +70,101 @@ export async function consumeIngestBatch(batch: MessageBatch<unknown>, services:
       message.ack();
     }
   }
+
+  // Slices of large documents, one after another: each is bounded, and settles alone.
+  for (const { message, request } of slices) {
+    let outcome: IngestOutcome;
+    try {
+      outcome = await ingestSlice(services, request);
+    } catch (error) {
+      outcome = { status: 'retry', error, attempt: request.attempt };
+    }
+    count(outcome);
+    await settle(services, message, request.documentId, outcome, { slice: true });
+  }
+
   if (!alone && batch.messages.length > 1) valid = await forwardLarge(valid, services);
   if (valid.length === 0) return;
 
-  let outcomes: Awaited<ReturnType<typeof ingestDocuments>>;
+  let outcomes: Map<string, IngestOutcome>;
   try {
     outcomes = await ingestDocuments(services, [...new Set(valid.map((v) => v.documentId))]);
   } catch (error) {
     // The catalog itself could not be read or written: retry the whole batch.
     outcomes = new Map(valid.map((v) => [v.documentId, { status: 'retry', error }]));
   }
+  for (const outcome of outcomes.values()) count(outcome);
+  for (const { message, documentId } of valid) await settle(services, message, documentId, outcomes.get(documentId));
+}
 
-  for (const outcome of outcomes.values()) {
-    metrics.inc('rag_ingested_documents_total', { outcome: outcome.status });
-    if (outcome.status === 'ready') {
-      metrics.inc('rag_ingested_chunks_total', { how: 'embedded' }, outcome.embedded);
-      metrics.inc('rag_ingested_chunks_total', { how: 'reused' }, outcome.chunkCount - outcome.embedded);
-    }
+function count(outcome: IngestOutcome): void {
+  metrics.inc('rag_ingested_documents_total', { outcome: outcome.status });
+  if (outcome.status === 'ready') {
+    metrics.inc('rag_ingested_chunks_total', { how: 'embedded' }, outcome.embedded);
+    metrics.inc('rag_ingested_chunks_total', { how: 'reused' }, outcome.chunkCount - outcome.embedded);
   }
-  for (const { message, documentId } of valid) {
-    const outcome = outcomes.get(documentId);
-    if (outcome?.status === 'deferred') {
-      // Another delivery holds the document: this one waits for its lease, failing nothing.
-      retry(message, Math.min(outcome.retryAfterSeconds, MAX_DELAY_SECONDS));
-      continue;
-    }
-    if (outcome?.status !== 'retry') {
-      message.ack();
-      continue;
-    }
-    const { attempt } = outcome;
-    console.error('ingest: attempt', message.attempts, 'failed for', documentId, outcome.error);
-    const reason = outcome.error instanceof AppError ? outcome.error.message : 'an internal error (see the Worker logs)';
-    const final = (outcome.error instanceof AppError && !outcome.error.retryable) || message.attempts >= MAX_ATTEMPTS;
-    try {
-      if (final) {
-        // A document that was ready keeps its previous version (the failed attempt's staged
-        // chunks were never activated); one that never was keeps nothing searchable.
-        const kept = await services.documents.keepPreviousVersion(
-          documentId,
-          `Re-indexing failed (${reason}); the previous version is still searchable. Re-index it to try again.`,
-          attempt,
-        );
-        if (kept) {
-          if (message.attempts >= MAX_ATTEMPTS && !(outcome.error instanceof AppError && !outcome.error.retryable)) {
-            metrics.inc('rag_queue_dead_lettered_total');
-            message.retry();
-          } else message.ack();
-          continue;
-        }
+}
+
+/**
+ * Acknowledges or retries one message by its document's outcome. A transient failure is
+ * retried with backoff; a final one (refused, or out of attempts) fails the document, or keeps
+ * its previous version if it had one. A slice's transient failure keeps its claim, so the
+ * document's other slices stay done.
+ */
+async function settle(services: Services, message: Message<unknown>, documentId: string, outcome: IngestOutcome | undefined, { slice = false } = {}): Promise<void> {
+  if (outcome?.status === 'deferred') {
+    // Another delivery holds the document: this one waits for its lease, failing nothing.
+    retry(message, Math.min(outcome.retryAfterSeconds, MAX_DELAY_SECONDS));
+    return;
+  }
+  if (outcome?.status !== 'retry') {
+    message.ack();
+    return;
+  }
+  const { attempt } = outcome;
+  console.error('ingest: attempt', message.attempts, 'failed for', documentId, outcome.error);
+  const reason = outcome.error instanceof AppError ? outcome.error.message : 'an internal error (see the Worker logs)';
+  const refused = outcome.error instanceof AppError && !outcome.error.retryable;
+  const final = refused || message.attempts >= MAX_ATTEMPTS;
+  try {
+    if (final) {
+      // A claim that was taken over decides nothing: the claim holding the document does.
+      if (attempt && !(await services.documents.holding(new Map([[documentId, attempt]]))).has(documentId)) {
+        message.ack();
+        return;
+      }
+      // A document that was ready keeps its previous version (the failed attempt's staged
+      // chunks were never activated); one that never was keeps nothing searchable.
+      const kept = await services.documents.keepPreviousVersion(
+        documentId,
+        `Re-indexing failed (${reason}); the previous version is still searchable. Re-index it to try again.`,
+        attempt,
+      );
+      if (!kept) {
         const document = await services.documents.get(documentId);
         if (document) await removeFromIndexes(services, document);
+        await services.documents.markFailed(
+          documentId,
+          refused ? `Indexing failed: ${reason}` : `Indexing failed after ${message.attempts} attempts: ${reason}`,
+          attempt,
+        );
       }
-      if (outcome.error instanceof AppError && !outcome.error.retryable) {
-        await services.documents.markFailed(documentId, `Indexing failed: ${reason}`, attempt);
-        message.ack();
-      } else if (message.attempts >= MAX_ATTEMPTS) {
-        await services.documents.markFailed(documentId, `Indexing failed after ${message.attempts} attempts: ${reason}`, attempt);
+      if (slice) await forgetSlices(services, documentId);
+      if (refused) message.ack();
+      else {
         metrics.inc('rag_queue_dead_lettered_total');
         message.retry(); // past max_retries: the queue moves it to the dead-letter queue
-      } else {
-        const delaySeconds = delayAfter(outcome.error, message.attempts);
-        await services.documents.markRetrying(documentId, `Attempt ${message.attempts} failed (${reason}); retrying in ${delaySeconds} s.`, delaySeconds, attempt);
-        retry(message, delaySeconds);
       }
-    } catch (error) {
-      console.error('ingest: could not record the failure of', documentId, error);
-      retry(message, retryDelaySeconds(message.attempts));
+      return;
     }
+    const delaySeconds = delayAfter(outcome.error, message.attempts);
+    const note = `Attempt ${message.attempts} failed (${reason}); retrying in ${delaySeconds} s.`;
+    if (slice && attempt) await services.slices.retrying(documentId, attempt, note, delaySeconds, SLICE_LEASE_MS);
+    else await services.documents.markRetrying(documentId, note, delaySeconds, attempt);
+    retry(message, delaySeconds);
+  } catch (error) {
+    console.error('ingest: could not record the failure of', documentId, error);
+    retry(message, retryDelaySeconds(message.attempts));
   }
 }
 
@@ -182,13 +214,18 @@ function retry(message: Message<unknown>, delaySeconds: number): void {
  */
 export async function consumeDeadLetters(batch: MessageBatch<unknown>, services: Services): Promise<void> {
   for (const message of batch.messages) {
-    const ingest = IngestMessage.safeParse(message.body);
+    const ingest = IngestMessage.or(SliceMessage).safeParse(message.body);
     if (!ingest.success) {
       console.error('ingest: dead letter that is not an ingest message', message.id, JSON.stringify(message.body)?.slice(0, 500));
       message.ack();
       continue;
     }
     const document = await services.documents.get(ingest.data.documentId);
+    // A slice's claim: a slice of a claim taken over since says nothing about the document.
+    if (ingest.data.type === 'slice' && document && !(await services.documents.holding(new Map([[document.id, ingest.data.attempt]]))).has(document.id)) {
+      message.ack();
+      continue;
+    }
     if (document && (document.status === 'queued' || document.status === 'processing')) {
       const reason = `Ingestion gave up after ${MAX_ATTEMPTS} attempts: ${document.error ?? 'its last attempt ended without a reason (it may have run out of memory or time)'}`;
       metrics.inc('rag_queue_dead_lettered_total');
@@ -196,6 +233,7 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, services:
         await removeFromIndexes(services, document);
         await services.documents.markFailed(document.id, reason);
       }
+      if (ingest.data.type === 'slice') await forgetSlices(services, document.id);
     }
     message.ack();
   }

@@ -3,7 +3,8 @@ import type { Services } from '../services';
 import { sha256Hex } from '../text/hash';
 import { detectType } from './detect';
 import { metadataProblems } from './metadata-rules';
-import { removeFromIndexes } from './pipeline';
+import { removeFromIndexes } from './indexing';
+import { SLICE_PREFIX } from './slices';
 
 /**
  * An R2 event notification, as Cloudflare delivers it to the queue
@@ -32,7 +33,7 @@ export const API_UPLOAD_PREFIX = 'originals/';
  */
 export async function applyR2Event(services: Services, event: R2EventMessage): Promise<string | null> {
   const key = event.object.key;
-  if (key.startsWith(API_UPLOAD_PREFIX)) return null;
+  if (key.startsWith(API_UPLOAD_PREFIX) || key.startsWith(SLICE_PREFIX)) return null;
   if (DELETE_ACTIONS.has(event.action)) {
     const document = await services.documents.findByR2Key(key);
     if (document) {

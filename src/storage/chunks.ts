@@ -14,11 +14,17 @@ export class ChunkStore {
     this.#db = db;
   }
 
-  /** For each document: chunk id → the embedding model of its stored vector. */
-  async embeddedModels(documentIds: string[]): Promise<Map<string, Map<string, string>>> {
+  /**
+   * For each document: chunk id → the embedding model of its stored vector; only the chunks
+   * `among` when given (a slice of a large document).
+   */
+  async embeddedModels(documentIds: string[], among?: string[]): Promise<Map<string, Map<string, string>>> {
     const { results } = await this.#db
-      .prepare('SELECT id, document_id, embedding_model FROM chunks WHERE document_id IN (SELECT value FROM json_each(?))')
-      .bind(JSON.stringify(documentIds))
+      .prepare(
+        `SELECT id, document_id, embedding_model FROM chunks WHERE document_id IN (SELECT value FROM json_each(?1))
+           AND (?2 IS NULL OR id IN (SELECT value FROM json_each(?2)))`,
+      )
+      .bind(JSON.stringify(documentIds), among ? JSON.stringify(among) : null)
       .all<{ id: string; document_id: string; embedding_model: string }>();
     const byDocument = new Map<string, Map<string, string>>();
     for (const row of results) {

@@ -16,6 +16,8 @@ export interface DocumentRecord {
   indexedAt: string | null;
   /** The asynchronous vector index write that holds this document's vectors, if any. */
   vectorWrite: VectorWrite | null;
+  /** While a document is ingested in slices: how many its claim has, and how many are in. */
+  slices: { total: number; done: number } | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -36,6 +38,8 @@ interface DocumentRow {
   indexed_at: string | null;
   vector_mutation_id: string | null;
   vector_mutation_at: number | null;
+  slices: number | null;
+  slices_done: number;
   created_at: string;
   updated_at: string;
   seq?: number;
@@ -60,6 +64,7 @@ function fromRow(row: DocumentRow): DocumentRecord {
       row.vector_mutation_id && row.vector_mutation_at !== null
         ? { mutationId: row.vector_mutation_id, at: row.vector_mutation_at }
         : null,
+    slices: row.status === 'processing' && row.slices !== null ? { total: row.slices, done: row.slices_done } : null,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -156,7 +161,7 @@ export class DocumentStore {
   async claim(ids: string[], leaseMs: number): Promise<{ claimed: Map<string, string>; held: Map<string, number> }> {
     const now = Date.now();
     const statement = this.#db.prepare(
-      `UPDATE documents SET status = 'processing', attempt = ?, lease_until = ?, updated_at = ?
+      `UPDATE documents SET status = 'processing', attempt = ?, lease_until = ?, updated_at = ?, slices = NULL, slices_done = 0
        WHERE id = ? AND (status != 'processing' OR lease_until IS NULL OR lease_until <= ?)`,
     );
     const tokens = new Map(ids.map((id) => [id, crypto.randomUUID()]));
@@ -319,9 +324,13 @@ export class DocumentStore {
     if (ids.length) await this.#db.prepare('DELETE FROM documents WHERE id IN (SELECT value FROM json_each(?))').bind(JSON.stringify(ids)).run();
   }
 
-  /** Also bumps the namespace's generation (before the row goes, in the same transaction). */
+  /** Also bumps the namespace's generation (before the row goes, in the same transaction), and forgets its slices. */
   async delete(id: string): Promise<void> {
-    await this.#db.batch([this.#bumpGenerations([id]), this.#db.prepare('DELETE FROM documents WHERE id = ?').bind(id)]);
+    await this.#db.batch([
+      this.#bumpGenerations([id]),
+      this.#db.prepare('DELETE FROM documents WHERE id = ?').bind(id),
+      this.#db.prepare('DELETE FROM document_slices WHERE document_id = ?').bind(id),
+    ]);
   }
 
   /**

@@ -2,7 +2,8 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import { AppError } from '../../domain/errors';
 import { sendIngestMessages } from '../../ingestion/messages';
-import { removeFromIndexes } from '../../ingestion/pipeline';
+import { removeFromIndexes } from '../../ingestion/indexing';
+import { forgetSlices } from '../../ingestion/slices';
 import { API_UPLOAD_PREFIX } from '../../ingestion/r2-events';
 import { manifestKey } from '../../ingestion/recovery';
 import { acceptUploads, type UploadFile } from '../../ingestion/upload';
@@ -145,6 +146,8 @@ documentRoutes.delete('/:id', guard('write'), async (c) => {
   // document that is still listed and can be deleted again, never an orphan.
   await removeFromIndexes(services, document);
   await services.documents.delete(document.id);
+  // A document being ingested in slices has them in R2 (a slice still queued would remove them too).
+  if (document.slices) await forgetSlices(services, document.id);
   await services.originals.delete(document.r2Key.startsWith(API_UPLOAD_PREFIX) ? [document.r2Key, manifestKey(document.r2Key)] : document.r2Key);
   return c.json({ id: document.id, deleted: true });
 });
