@@ -3,9 +3,14 @@
 // configuration: for each file a fresh `wrangler dev` (empty state in a temporary directory)
 // is started, the file uploaded, and its status polled until it is ready or failed. Reported:
 // the user Worker's workerd resident memory before the upload, and its peak (VmHWM, which the
-// kernel keeps) when the document settled, with the time it took.
+// kernel keeps) when the document settled, with the time it took. A document indexed in slices
+// also reports the peak when its parse had ended (its first slices queued), and the resident
+// memory once it settled, which is what the local index keeps of it; and every file the peak
+// right after its upload was answered, before its ingestion starts.
 //
-//   node scripts/bench-memory.mjs [--port 8791] [FILE ...]
+//   node scripts/bench-memory.mjs [--port 8791] [--var NAME:VALUE ...] [FILE ...]
+//
+// `--var` sets an engine setting, e.g. `--var INGEST_SLICE_CHUNKS:1000000` to ingest without slices.
 //
 // Without files: a 25 MiB text made of SciFact abstracts, and the largest PDF and DOCX under
 // ../shared/data/documents. Run it from a snapshot of the repository: wrangler dev reloads
@@ -17,7 +22,10 @@ import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
-const { values: args, positionals } = parseArgs({ options: { port: { type: 'string', default: '8791' } }, allowPositionals: true });
+const { values: args, positionals } = parseArgs({
+  options: { port: { type: 'string', default: '8791' }, var: { type: 'string', multiple: true, default: [] } },
+  allowPositionals: true,
+});
 const PORT = Number(args.port);
 const URL_BASE = `http://127.0.0.1:${PORT}`;
 const DATA = resolve(import.meta.dirname, '../../shared/data');
@@ -49,7 +57,8 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function start(state) {
   execFileSync('npx', ['wrangler', 'd1', 'migrations', 'apply', 'DB', '--local', '--persist-to', state], { stdio: 'ignore', env: { ...process.env, CI: 'true' } });
-  const child = spawn('npx', ['wrangler', 'dev', '--ip', '127.0.0.1', '--port', String(PORT), '--persist-to', state, '--show-interactive-dev-session=false'], {
+  const vars = args.var.flatMap((v) => ['--var', v]);
+  const child = spawn('npx', ['wrangler', 'dev', '--ip', '127.0.0.1', '--port', String(PORT), '--persist-to', state, '--show-interactive-dev-session=false', ...vars], {
     detached: true,
     stdio: 'ignore',
     env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' },
@@ -89,10 +98,15 @@ async function measure(file) {
     const upload = await fetch(`${URL_BASE}/v1/documents`, { method: 'POST', body: form });
     if (upload.status !== 202) throw new Error(`upload: ${upload.status} ${await upload.text()}`);
     const [{ id }] = (await upload.json()).documents;
+    // Ingestion starts within a second (the queue's batch timeout): this is the upload's own peak.
+    const uploaded = memory(pid);
     let document;
+    /** The peak once the parse had ended: when the first slice is seen queued. */
+    let parsed = null;
     for (;;) {
       document = await (await fetch(`${URL_BASE}/v1/documents/${id}`)).json();
       if (document.status === 'ready' || document.status === 'failed') break;
+      if (parsed === null && document.progress) parsed = { ...memory(pid), slices: document.progress.total };
       await sleep(250);
     }
     const after = memory(pid);
@@ -105,6 +119,9 @@ async function measure(file) {
       rssBefore: before.rss / MIB,
       peakBefore: before.peak / MIB,
       peak: after.peak / MIB,
+      rssAfter: after.rss / MIB,
+      uploadPeak: uploaded.peak / MIB,
+      parsed: parsed && { slices: parsed.slices, peak: parsed.peak / MIB },
     };
   } finally {
     process.kill(-child.pid, 'SIGTERM');
@@ -123,6 +140,9 @@ for (const file of files) {
   const r = await measure(file);
   console.log(
     `${r.file} (${r.mib.toFixed(1)} MiB): ${r.status}, ${r.chunks} chunks in ${r.seconds.toFixed(1)} s; ` +
-      `workerd RSS ${r.rssBefore.toFixed(0)} MiB before (peak so far ${r.peakBefore.toFixed(0)}), peak ${r.peak.toFixed(0)} MiB (+${(r.peak - r.rssBefore).toFixed(0)} MiB)`,
+      `workerd RSS ${r.rssBefore.toFixed(0)} MiB before (peak so far ${r.peakBefore.toFixed(0)}), peak ${r.peak.toFixed(0)} MiB (+${(r.peak - r.rssBefore).toFixed(0)} MiB)` +
+      `; peak after the upload ${r.uploadPeak.toFixed(0)} MiB (+${(r.uploadPeak - r.rssBefore).toFixed(0)})` +
+      (r.parsed ? `; ${r.parsed.slices} slices, peak when parsed ${r.parsed.peak.toFixed(0)} MiB (+${(r.parsed.peak - r.rssBefore).toFixed(0)})` : '') +
+      `; RSS after ${r.rssAfter.toFixed(0)} MiB (+${(r.rssAfter - r.rssBefore).toFixed(0)})`,
   );
 }
