@@ -5,6 +5,7 @@ import { AccessControl } from './security/access';
 import type { Services } from './services';
 import { ApiKeyStore } from './storage/api-keys';
 import { ChunkStore } from './storage/chunks';
+import { GenerationStore } from './storage/generations';
 import { SliceStore } from './storage/slices';
 import { DocumentStore } from './storage/documents';
 import { AppError } from './domain/errors';
@@ -177,6 +178,8 @@ export function getServices(env: Env): Services {
   if (cached) return cached;
   const config = loadConfig(env);
   const keys = new ApiKeyStore(env.DB);
+  const providers = createProviders(env, config);
+  const embedders = new Map<string, EmbeddingProvider>();
   const services: Services = {
     config,
     log: createLogger(config.LOG_LEVEL),
@@ -189,7 +192,16 @@ export function getServices(env: Env): Services {
     originals: env.ORIGINALS,
     queue: env.INGEST_QUEUE as Queue<IngestRequest>,
     largeQueue: env.LARGE_INGEST_QUEUE as Queue<IngestRequest> | undefined,
-    ...createProviders(env, config),
+    generations: new GenerationStore(env.DB),
+    ...providers,
+    embedderFor(settings) {
+      const { embedder } = providers;
+      if (settings.model === embedder.model && settings.dimensions === embedder.dimensions) return embedder;
+      const key = `${settings.model}\n${settings.dimensions}`;
+      const made = embedders.get(key) ?? createEmbedder(env, { ...config, EMBEDDING_MODEL: settings.model, EMBEDDING_DIMENSIONS: settings.dimensions });
+      embedders.set(key, made);
+      return made;
+    },
   };
   cache.set(env, services);
   return services;

@@ -1,10 +1,11 @@
 import type { Config } from './config';
-import type { ChatModel, EmbeddingProvider, IngestRequest, Reranker, SearchEngine } from './domain';
+import type { ChatModel, EmbeddingProvider, IndexSettings, IngestRequest, Reranker, SearchEngine } from './domain';
 import type { Logger } from './observability/log';
 import type { AccessControl } from './security/access';
 import type { ApiKeyStore } from './storage/api-keys';
 import type { ChunkStore } from './storage/chunks';
 import type { DocumentStore } from './storage/documents';
+import type { GenerationStore } from './storage/generations';
 import type { SliceStore } from './storage/slices';
 
 /**
@@ -27,7 +28,11 @@ export interface Services {
   queue: Queue<IngestRequest>;
   /** The queue for large documents, consumed one message per invocation; absent: they go with the rest. */
   largeQueue?: Queue<IngestRequest>;
+  /** Index generations: which one serves each namespace, which one is being built. */
+  generations: GenerationStore;
   embedder: EmbeddingProvider;
+  /** The embedder of an index generation's settings (`embedder` when they are the current ones). */
+  embedderFor(settings: IndexSettings): EmbeddingProvider;
   /** Where chunks are indexed and searched: the local or the Cloudflare engine. */
   engine: SearchEngine;
   chat: ChatModel;

@@ -1,6 +1,6 @@
 import { DurableObject } from 'cloudflare:workers';
 import { getServices } from './composition';
-import { sweepOverdue } from './ingestion/sweeper';
+import { sweepGenerations, sweepOverdue } from './ingestion/sweeper';
 
 /** How often the sweeper looks. */
 export const SWEEP_EVERY_MS = 60_000;
@@ -19,7 +19,9 @@ export class Sweeper extends DurableObject<Env> {
 
   override async alarm(): Promise<void> {
     try {
-      await sweepOverdue(getServices(this.env));
+      const services = getServices(this.env);
+      await sweepOverdue(services);
+      await sweepGenerations(services);
     } finally {
       await this.ctx.storage.setAlarm(Date.now() + SWEEP_EVERY_MS);
     }

@@ -40,7 +40,7 @@ describe('dead letters', () => {
 
     // Replayed: only the failed documents are queued again, and end ready.
     const replay = await api('/v1/reindex?namespace=dlq&status=failed', { method: 'POST' });
-    expect(await replay.json()).toEqual({ queued: 1 });
+    expect(await replay.json()).toEqual({ queued: 1, generations: [] });
     expect(await waitUntilSettled(stuck.id)).toMatchObject({ status: 'ready' });
   });
 });

@@ -126,9 +126,12 @@ describe('reindexing', () => {
 
     const response = await api(`/v1/reindex?namespace=${namespace}`, { method: 'POST' });
     expect(response.status).toBe(202);
-    expect(await response.json()).toEqual({ queued: 3 });
+    expect(await response.json()).toEqual({ queued: 3, generations: [{ namespace, generation: 1, queued: 3 }] });
     const settled = await Promise.all(docs.map((d) => waitUntilSettled(d.id)));
     expect(settled.map((d) => d.status)).toEqual(['ready', 'ready', 'ready']);
+    // Built beside generation 0, generation 1 serves once every document is in it.
+    await expect.poll(async () => (await env.DB.prepare(`SELECT generation FROM index_generations WHERE namespace = ? AND state = 'serving'`).bind(namespace).first())?.generation, { timeout: 20_000 }).toBe(1);
+    expect((await query({ query: 'kelp forests', namespace, mode: 'keyword' })).length).toBe(3);
     expect(await getJson<Listed>(`/v1/documents/${bystander.id}`)).toMatchObject({ status: 'ready', indexedAt: bystanderBefore.indexedAt });
     expect((await api('/v1/reindex?namespace=a%20b', { method: 'POST' })).status).toBe(400);
   });

@@ -14,9 +14,14 @@ export type DocumentMetadata = Record<string, MetadataValue>;
 
 /**
  * A queue message: a document to (re)ingest from its original in R2, or one slice of a large
- * document whose claim (`attempt`) parsed it into slices (src/ingestion/slices.ts).
+ * document whose claim (`attempt`) parsed it into slices (src/ingestion/slices.ts), into the
+ * serving index generation of its namespace or the one `generation` names; or a retired
+ * generation to remove.
  */
-export type IngestRequest = { type: 'ingest'; documentId: string } | { type: 'slice'; documentId: string; attempt: string; slice: number };
+export type IngestRequest =
+  | { type: 'ingest'; documentId: string; generation?: number }
+  | { type: 'slice'; documentId: string; attempt: string; slice: number; generation?: number }
+  | { type: 'retire'; namespace: string; generation: number };
 
 /** A chunk as ingestion produces it: its text, where it sits in its document, which model embeds it. */
 export interface ChunkRecord {

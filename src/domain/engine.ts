@@ -134,3 +134,14 @@ export interface VectorWrite {
   mutationId: string;
   at: number;
 }
+
+/**
+ * What an index generation is built with: a change of any builds a new generation beside the
+ * serving one (src/retrieval/generations.ts), since its chunk ids or vectors differ.
+ */
+export interface IndexSettings {
+  model: string;
+  dimensions: number;
+  chunkSize: number;
+  chunkOverlap: number;
+}

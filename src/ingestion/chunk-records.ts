@@ -6,14 +6,19 @@ import type { Chunk } from './chunker';
 
 const HASH_GROUP = 256;
 
-/** A document's chunks as records: ids from the document and the chunk's content, and each chunk's context. */
-export async function toChunkRecords(document: DocumentRecord, pieces: Chunk[], model: string): Promise<ChunkRecord[]> {
+/**
+ * A document's chunks as records: ids from the document and the chunk's content (and the index
+ * generation after the first: a vector index holds one vector per id, and two generations of a
+ * namespace may share one), and each chunk's context.
+ */
+export async function toChunkRecords(document: DocumentRecord, pieces: Chunk[], model: string, generation = 0): Promise<ChunkRecord[]> {
+  const salt = generation === 0 ? '' : `\n${generation}`;
   const contexts = pieces.map((piece) => chunkContext(document.title, piece.headings ?? []));
   // Hashed a group at a time: all at once, a 25 MiB text's 18,000 chunks held ~90 MB of pending digests.
   const hashes: string[] = [];
   for (let i = 0; i < pieces.length; i += HASH_GROUP) {
     const group = pieces.slice(i, i + HASH_GROUP);
-    hashes.push(...(await Promise.all(group.map((piece, j) => sha256Hex(`${contexts[i + j]}\n${piece.text}`)))));
+    hashes.push(...(await Promise.all(group.map((piece, j) => sha256Hex(`${contexts[i + j]}\n${piece.text}${salt}`)))));
   }
   const seen = new Map<string, number>();
   return pieces.map((piece, i) => {

@@ -2,10 +2,12 @@ import { AppError } from '../domain/errors';
 import { metrics } from '../observability/metrics';
 import type { Services } from '../services';
 import { type IngestOutcome, removeFromIndexes } from './indexing';
-import { IngestMessage, SliceMessage } from './messages';
+import { IngestMessage, RetireMessage, SliceMessage } from './messages';
 import { ingestDocuments } from './pipeline';
 import { applyR2Event, R2EventMessage } from './r2-events';
 import { forgetSlices, ingestSlice, SLICE_LEASE_MS } from './slices';
+import { alsoBuild, recordBuilt, retireStep } from './generations';
+import { currentSettings, scopeTo } from '../retrieval/generations';
 
 /**
  * Attempts before a document is given up on. Must match `max_retries` + 1 of the queue
@@ -51,10 +53,21 @@ export async function consumeIngestBatch(batch: MessageBatch<unknown>, services:
   for (const message of batch.messages) {
     const ingest = IngestMessage.safeParse(message.body);
     const slice = ingest.success ? null : SliceMessage.safeParse(message.body);
-    const event = ingest.success || slice?.success ? null : R2EventMessage.safeParse(message.body);
-    metrics.inc('rag_queue_deliveries_total', { kind: ingest.success ? 'ingest' : slice?.success ? 'slice' : event?.success ? 'r2_event' : 'malformed' });
-    if (ingest.success) valid.push({ message, documentId: ingest.data.documentId });
+    const retire = ingest.success || slice?.success ? null : RetireMessage.safeParse(message.body);
+    const event = ingest.success || slice?.success || retire?.success ? null : R2EventMessage.safeParse(message.body);
+    const kind = ingest.success ? 'ingest' : slice?.success ? 'slice' : retire?.success ? 'retire' : event?.success ? 'r2_event' : 'malformed';
+    metrics.inc('rag_queue_deliveries_total', { kind });
+    if (ingest.success) valid.push({ message, documentId: ingest.data.documentId, generation: ingest.data.generation });
     else if (slice?.success) slices.push({ message, request: slice.data });
+    else if (retire?.success) {
+      try {
+        await retireStep(services, retire.data);
+        message.ack();
+      } catch (error) {
+        console.error('ingest: removing generation', retire.data.generation, 'of', retire.data.namespace, 'failed', error);
+        retry(message, retryDelaySeconds(message.attempts));
+      }
+    }
     else if (event?.success) {
       try {
         const documentId = await applyR2Event(services, event.data);
@@ -73,28 +86,125 @@ export async function consumeIngestBatch(batch: MessageBatch<unknown>, services:
 
   // Slices of large documents, one after another: each is bounded, and settles alone.
   for (const { message, request } of slices) {
+    const [target] = await targets(services, [{ message, documentId: request.documentId, generation: request.generation }]);
+    if (!target?.scope) {
+      // Its generation was retired, or its document deleted (whose slices then go too).
+      if (!(await services.documents.get(request.documentId))) await forgetSlices(services, request.documentId);
+      message.ack();
+      continue;
+    }
     let outcome: IngestOutcome;
     try {
-      outcome = await ingestSlice(services, request);
+      outcome = await ingestSlice(target.scope, request);
     } catch (error) {
       outcome = { status: 'retry', error, attempt: request.attempt };
     }
     count(outcome);
-    await settle(services, message, request.documentId, outcome, { slice: true });
+    const settled = await settle(target.scope, message, request.documentId, outcome, { slice: true });
+    await afterOutcomes(services, target, [{ documentId: request.documentId, outcome, settled }]);
   }
 
   if (!alone && batch.messages.length > 1) valid = await forwardLarge(valid, services);
   if (valid.length === 0) return;
 
-  let outcomes: Map<string, IngestOutcome>;
-  try {
-    outcomes = await ingestDocuments(services, [...new Set(valid.map((v) => v.documentId))]);
-  } catch (error) {
-    // The catalog itself could not be read or written: retry the whole batch.
-    outcomes = new Map(valid.map((v) => [v.documentId, { status: 'retry', error }]));
+  for (const target of await targets(services, valid)) {
+    if (!target.scope) {
+      for (const { message } of target.deliveries) message.ack();
+      continue;
+    }
+    let outcomes: Map<string, IngestOutcome>;
+    try {
+      outcomes = await ingestDocuments(target.scope, [...new Set(target.deliveries.map((v) => v.documentId))]);
+    } catch (error) {
+      // The catalog itself could not be read or written: retry the whole group.
+      outcomes = new Map(target.deliveries.map((v) => [v.documentId, { status: 'retry', error }]));
+    }
+    for (const outcome of outcomes.values()) count(outcome);
+    const results: Result[] = [];
+    for (const { message, documentId } of target.deliveries) {
+      const outcome = outcomes.get(documentId) ?? { status: 'gone' };
+      results.push({ documentId, outcome, settled: await settle(target.scope, message, documentId, outcome) });
+    }
+    await afterOutcomes(services, target, results);
   }
-  for (const outcome of outcomes.values()) count(outcome);
-  for (const { message, documentId } of valid) await settle(services, message, documentId, outcomes.get(documentId));
+}
+
+/** Deliveries for one index generation, and the services seen through it (null: nothing to do). */
+interface Target {
+  scope: Services | null;
+  namespace: string | null;
+  generation: number;
+  /** A generation being built (not the serving one). */
+  building: boolean;
+  deliveries: Delivery[];
+}
+
+interface Result {
+  documentId: string;
+  outcome: IngestOutcome;
+  settled: Settled;
+}
+
+/**
+ * Groups deliveries by the index generation they are for: the one a message names (a rebuild's;
+ * none when it was retired since), else the one serving the document's namespace. A namespace
+ * ingested for the first time records the current settings as its generation 0's.
+ */
+async function targets(services: Services, deliveries: Delivery[]): Promise<Target[]> {
+  const groups = new Map<string, Target>();
+  const add = (key: string, target: Omit<Target, 'deliveries'>, delivery: Delivery) => {
+    const group = groups.get(key) ?? { ...target, deliveries: [] };
+    group.deliveries.push(delivery);
+    groups.set(key, group);
+  };
+  const named = deliveries.filter((d) => d.generation !== undefined);
+  const generations = await services.generations.named(named.map((d) => ({ documentId: d.documentId, generation: d.generation as number })));
+  for (const delivery of named) {
+    const generation = generations.get(`${delivery.documentId}\n${delivery.generation}`);
+    if (!generation || generation.state === 'retired') add('none', { scope: null, namespace: null, generation: -1, building: false }, delivery);
+    else {
+      const target = { scope: scopeTo(services, generation), namespace: generation.namespace, generation: generation.generation, building: generation.state === 'building' };
+      add(`${generation.namespace}\n${generation.generation}`, target, delivery);
+    }
+  }
+  const serving = deliveries.filter((d) => d.generation === undefined);
+  if (serving.length) {
+    const documents = await services.documents.getMany(serving.map((d) => d.documentId));
+    const namespaces = [...new Set([...documents.values()].map((d) => d.namespace))];
+    const current = await services.generations.serving(namespaces);
+    await services.generations.pin(namespaces.filter((n) => !current.has(n)), currentSettings(services));
+    for (const delivery of serving) {
+      const namespace = documents.get(delivery.documentId)?.namespace ?? null;
+      const generation = namespace === null ? null : (current.get(namespace) ?? null);
+      const target = { scope: scopeTo(services, generation), namespace, generation: generation?.generation ?? 0, building: false };
+      add(`${namespace}\n${target.generation}`, target, delivery);
+    }
+  }
+  return [...groups.values()];
+}
+
+/**
+ * What outcomes mean for index generations: in one being built, documents done (or failed, or
+ * gone) are recorded, and the last one switches it in; in the serving one, documents that became
+ * ready are needed by a generation being built beside it.
+ */
+async function afterOutcomes(services: Services, target: Omit<Target, 'deliveries'>, results: Result[]): Promise<void> {
+  if (target.namespace === null) return;
+  const namespace = target.namespace;
+  try {
+    if (!target.building) {
+      const ready = results.filter((r) => r.outcome.status === 'ready').map((r) => ({ id: r.documentId, namespace }));
+      if (ready.length) await alsoBuild(services, ready);
+      return;
+    }
+    for (const { documentId, outcome, settled } of results) {
+      const built = outcome.status === 'ready' ? 'built' : outcome.status === 'gone' ? 'gone' : outcome.status === 'failed' || settled === 'failed' ? 'failed' : null;
+      if (built) await recordBuilt(services, namespace, target.generation, documentId, built);
+    }
+  } catch (error) {
+    // The sweeper re-sends what a building generation still waits for.
+    console.error('ingest: could not record outcomes for the index generations of', namespace, error);
+  }
 }
 
 function count(outcome: IngestOutcome): void {
@@ -111,15 +221,15 @@ function count(outcome: IngestOutcome): void {
  * its previous version if it had one. A slice's transient failure keeps its claim, so the
  * document's other slices stay done.
  */
-async function settle(services: Services, message: Message<unknown>, documentId: string, outcome: IngestOutcome | undefined, { slice = false } = {}): Promise<void> {
-  if (outcome?.status === 'deferred') {
+async function settle(services: Services, message: Message<unknown>, documentId: string, outcome: IngestOutcome, { slice = false } = {}): Promise<Settled> {
+  if (outcome.status === 'deferred') {
     // Another delivery holds the document: this one waits for its lease, failing nothing.
     retry(message, Math.min(outcome.retryAfterSeconds, MAX_DELAY_SECONDS));
-    return;
+    return 'retried';
   }
-  if (outcome?.status !== 'retry') {
+  if (outcome.status !== 'retry') {
     message.ack();
-    return;
+    return 'done';
   }
   const { attempt } = outcome;
   console.error('ingest: attempt', message.attempts, 'failed for', documentId, outcome.error);
@@ -131,7 +241,7 @@ async function settle(services: Services, message: Message<unknown>, documentId:
       // A claim that was taken over decides nothing: the claim holding the document does.
       if (attempt && !(await services.documents.holding(new Map([[documentId, attempt]]))).has(documentId)) {
         message.ack();
-        return;
+        return 'done';
       }
       // A document that was ready keeps its previous version (the failed attempt's staged
       // chunks were never activated); one that never was keeps nothing searchable.
@@ -155,23 +265,30 @@ async function settle(services: Services, message: Message<unknown>, documentId:
         metrics.inc('rag_queue_dead_lettered_total');
         message.retry(); // past max_retries: the queue moves it to the dead-letter queue
       }
-      return;
+      return kept ? 'done' : 'failed';
     }
     const delaySeconds = delayAfter(outcome.error, message.attempts);
     const note = `Attempt ${message.attempts} failed (${reason}); retrying in ${delaySeconds} s.`;
     if (slice && attempt) await services.slices.retrying(documentId, attempt, note, delaySeconds, SLICE_LEASE_MS);
     else await services.documents.markRetrying(documentId, note, delaySeconds, attempt);
     retry(message, delaySeconds);
+    return 'retried';
   } catch (error) {
     console.error('ingest: could not record the failure of', documentId, error);
     retry(message, retryDelaySeconds(message.attempts));
+    return 'retried';
   }
 }
 
 interface Delivery {
   message: Message<unknown>;
   documentId: string;
+  /** The index generation the message is for; absent: the serving one. */
+  generation?: number;
 }
+
+/** What settling did with a message: acked, retried, or acked after failing its document for good. */
+type Settled = 'done' | 'retried' | 'failed';
 
 /**
  * Sends the large documents of a batch to the queue for large documents and acknowledges
@@ -190,7 +307,7 @@ async function forwardLarge(valid: Delivery[], services: Services): Promise<Deli
       continue;
     }
     try {
-      await largeQueue.send({ type: 'ingest', documentId: delivery.documentId });
+      await largeQueue.send({ type: 'ingest', documentId: delivery.documentId, ...(delivery.generation === undefined ? {} : { generation: delivery.generation }) });
       metrics.inc('rag_queue_deliveries_total', { kind: 'forwarded_large' });
       delivery.message.ack();
     } catch (error) {

@@ -47,14 +47,10 @@ export interface Plan {
   reuse: (id: string) => boolean;
 }
 
-/**
- * Plans the indexing of documents' chunks against what the catalog holds. `slice`: the records
- * are a slice of their document, so only they are looked up, and no stale ones worked out.
- */
-export async function planIndexing(services: Services, group: Prepared[], { slice = false } = {}): Promise<Plan[]> {
+/** Plans the indexing of documents' chunks against what the catalog holds. */
+export async function planIndexing(services: Services, group: Prepared[]): Promise<Plan[]> {
   const { embedder, chunks } = services;
-  const ids = group.map((p) => p.document.id);
-  const embeddedBefore = await chunks.embeddedModels(ids, slice ? group.flatMap((p) => p.records.map((r) => r.id)) : undefined);
+  const embeddedBefore = await chunks.embeddedModels(group.map((p) => p.document.id));
   return group.map(({ document, attempt, records }) => {
     const before = embeddedBefore.get(document.id) ?? new Map<string, string>();
     const wanted = new Set(records.map((r) => r.id));
@@ -63,7 +59,7 @@ export async function planIndexing(services: Services, group: Prepared[], { slic
       attempt,
       records,
       embedded: records.filter((r) => before.get(r.id) !== embedder.model).length,
-      stale: slice ? [] : [...before.keys()].filter((id) => !wanted.has(id)),
+      stale: [...before.keys()].filter((id) => !wanted.has(id)),
       reuse: (id: string) => before.get(id) === embedder.model,
     };
   });

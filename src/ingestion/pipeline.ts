@@ -137,7 +137,7 @@ async function prepare(services: Services, document: DocumentRecord): Promise<Ch
   const parsed = await parseDocument(new Uint8Array(await object.arrayBuffer()), document.type);
   const pieces = chunkSections(parsed.sections, { chunkSize: config.CHUNK_SIZE, chunkOverlap: config.CHUNK_OVERLAP });
   if (pieces.length === 0) throw new UnreadableDocumentError('The document contains no text to index.');
-  return toChunkRecords(document, pieces, embedder.model);
+  return toChunkRecords(document, pieces, embedder.model, services.chunks.generation);
 }
 
 /**

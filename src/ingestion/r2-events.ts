@@ -3,8 +3,8 @@ import type { Services } from '../services';
 import { sha256Hex } from '../text/hash';
 import { detectType } from './detect';
 import { metadataProblems } from './metadata-rules';
-import { removeFromIndexes } from './indexing';
-import { SLICE_PREFIX } from './slices';
+import { removeEverywhere } from './generations';
+import { forgetSlices, SLICE_PREFIX } from './slices';
 
 /**
  * An R2 event notification, as Cloudflare delivers it to the queue
@@ -37,8 +37,9 @@ export async function applyR2Event(services: Services, event: R2EventMessage): P
   if (DELETE_ACTIONS.has(event.action)) {
     const document = await services.documents.findByR2Key(key);
     if (document) {
-      await removeFromIndexes(services, document);
+      await removeEverywhere(services, document);
       await services.documents.delete(document.id);
+      if (document.status === 'processing') await forgetSlices(services, document.id);
     }
     return null;
   }

@@ -2,15 +2,15 @@ import { AppError, type ChunkRecord } from '../domain';
 import type { Services } from '../services';
 import type { DocumentRecord } from '../storage/documents';
 import { sendAll, type SliceMessage } from './messages';
-import { type IngestOutcome, planIndexing, publish, removeFromIndexes, stageChunks } from './indexing';
+import { type IngestOutcome, publish, removeFromIndexes, stageChunks } from './indexing';
 
 /**
  * Large documents in slices. A document with more chunks than INGEST_SLICE_CHUNKS is parsed
  * and chunked once, by the claim that holds it; its chunk records are written to R2 as slices
  * of at most that many, and each slice is one queue message (on the queue for large documents).
- * A slice embeds what the catalog does not hold yet, stages it (unsearchable) and writes its
- * chunk rows, so no invocation holds more than one slice's chunks and vectors, and a slice
- * delivered again repeats no work. The slice that completes the set activates the whole
+ * A slice embeds what the search engine does not hold yet and stages it (unsearchable), so no
+ * invocation holds more than one slice's chunks and vectors, and a slice delivered again
+ * repeats no work. The slice that completes the set activates the whole
  * version and marks the document ready: it becomes searchable only with every slice in, and a
  * ready document's previous version serves until then.
  *
@@ -47,9 +47,13 @@ export async function startSlices(services: Services, document: DocumentRecord, 
     await services.originals.put(sliceKey(document.id, attempt, slice), JSON.stringify(records.slice(slice * size, (slice + 1) * size)));
   }
   if (!(await services.slices.start(document.id, attempt, total, SLICE_LEASE_MS))) {
+    // Taken over or deleted meanwhile: no slice of this claim will ever be read.
+    await forgetAttempt(services, document.id, attempt);
     return (await services.documents.get(document.id)) ? { status: 'superseded' } : { status: 'gone' };
   }
-  const messages = Array.from({ length: total }, (_, slice) => ({ body: { type: 'slice' as const, documentId: document.id, attempt, slice } }));
+  // Each slice is indexed into the generation this claim parsed for.
+  const generation = services.chunks.generation;
+  const messages = Array.from({ length: total }, (_, slice) => ({ body: { type: 'slice' as const, documentId: document.id, attempt, slice, generation } }));
   await sendAll(services.largeQueue ?? services.queue, messages);
   return { status: 'sliced', slices: total };
 }
@@ -74,10 +78,11 @@ export async function ingestSlice(services: Services, { documentId, attempt, sli
       services.documents.renew(claims, SLICE_LEASE_MS).catch((error) => console.error('ingest: could not renew the claim of', documentId, error));
     }, RENEW_EVERY_MS);
     try {
-      const plans = await planIndexing(services, [{ document, attempt, records }], { slice: true });
-      const embeddedAgain = await stageChunks(services, plans);
-      await services.chunks.write(records, []);
-      embedded = (plans[0]?.embedded ?? 0) + (embeddedAgain.get(documentId) ?? 0);
+      // Every chunk is staged without a vector first: the engine keeps those it holds (the
+      // previous version's, or this slice's from a run that died) and names the rest, which
+      // are embedded. Catalog rows are written by the last slice, just before activation.
+      const plan = { document, attempt, records, embedded: 0, stale: [], reuse: () => true };
+      embedded = (await stageChunks(services, [plan])).get(documentId) ?? 0;
     } finally {
       clearInterval(heartbeat);
     }
@@ -85,11 +90,13 @@ export async function ingestSlice(services: Services, { documentId, attempt, sli
   // Recorded once: a slice delivered again (its first run died after this) only renews the lease.
   const progress = await services.slices.complete(documentId, attempt, slice, embedded, SLICE_LEASE_MS);
   if (progress === null) {
-    if (await services.documents.get(documentId)) return { status: 'superseded' };
-    // Deleted while this slice staged: take back what it wrote.
+    const now = await services.documents.get(documentId);
+    // Another claim holds it: what that one activates is the document's version.
+    if (now && now.status !== 'failed') return { status: 'superseded' };
+    // Deleted, or failed for good by another slice, while this one staged: take back what it wrote.
     await removeFromIndexes(services, document);
     await forgetSlices(services, documentId);
-    return { status: 'gone' };
+    return now ? { status: 'superseded' } : { status: 'gone' };
   }
   if (progress.done < progress.total) return { status: 'slice', done: progress.done, total: progress.total };
   return finish(services, document, attempt, progress.total, progress.embedded);
@@ -97,11 +104,14 @@ export async function ingestSlice(services: Services, { documentId, attempt, sli
 
 /** Activates a document whose slices are all in, and marks it ready; then its slices go. */
 async function finish(services: Services, document: DocumentRecord, attempt: string, total: number, embedded: number): Promise<IngestOutcome> {
+  const stored = (await services.chunks.embeddedModels([document.id])).get(document.id) ?? new Map<string, string>();
+  // The version's catalog rows, a slice at a time (as an unsliced document's, right before activation).
   const chunkIds: string[] = [];
   for (let slice = 0; slice < total; slice++) {
-    for (const record of await readSlice(services, document.id, attempt, slice)) chunkIds.push(record.id);
+    const records = await readSlice(services, document.id, attempt, slice);
+    await services.chunks.write(records, []);
+    for (const record of records) chunkIds.push(record.id);
   }
-  const stored = (await services.chunks.embeddedModels([document.id])).get(document.id) ?? new Map<string, string>();
   const wanted = new Set(chunkIds);
   const stale = [...stored.keys()].filter((id) => !wanted.has(id));
   // Marking ready may fail after the activation: the slice is retried and finishes again,
@@ -126,14 +136,23 @@ async function readSlice(services: Services, documentId: string, attempt: string
  */
 export async function forgetSlices(services: Services, documentId: string): Promise<void> {
   try {
-    let cursor: string | undefined;
-    do {
-      const listed = await services.originals.list({ prefix: `${SLICE_PREFIX}${documentId}/`, cursor });
-      if (listed.objects.length) await services.originals.delete(listed.objects.map((o) => o.key));
-      cursor = listed.truncated ? listed.cursor : undefined;
-    } while (cursor);
+    await deletePrefix(services, `${SLICE_PREFIX}${documentId}/`);
     await services.slices.forget(documentId);
   } catch (error) {
     console.error('ingest: could not remove the slices of', documentId, error);
   }
+}
+
+/** Removes the slice objects of one claim (best effort). */
+async function forgetAttempt(services: Services, documentId: string, attempt: string): Promise<void> {
+  await deletePrefix(services, `${SLICE_PREFIX}${documentId}/${attempt}/`).catch((error) => console.error('ingest: could not remove the slices of', documentId, error));
+}
+
+async function deletePrefix(services: Services, prefix: string): Promise<void> {
+  let cursor: string | undefined;
+  do {
+    const listed = await services.originals.list({ prefix, cursor });
+    if (listed.objects.length) await services.originals.delete(listed.objects.map((o) => o.key));
+    cursor = listed.truncated ? listed.cursor : undefined;
+  } while (cursor);
 }

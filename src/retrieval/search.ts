@@ -1,6 +1,7 @@
 import { embedQuery } from '../cache/embeddings';
 import { type MetadataFilter, parseFilter, type Reranker, type ScoredPassage, type SearchMode } from '../domain';
 import type { Services } from '../services';
+import { servingScope } from './generations';
 
 export type { SearchMode };
 
@@ -19,9 +20,11 @@ export type Passage = ScoredPassage;
  * search (vector and keyword search fused), then optionally a reranker over the best.
  */
 export async function search(services: Services, request: SearchRequest): Promise<Passage[]> {
-  const { config, engine, reranker } = services;
+  // The generation serving the namespace: its engine namespaces, and the model its vectors are of.
+  const serving = await servingScope(services, request.namespace);
+  const { config, engine, reranker } = serving;
   const wanted = reranker ? Math.max(request.topK, config.RERANK_CANDIDATES) : request.topK;
-  const vector = request.mode === 'keyword' ? null : await embedQuery(services, request.query);
+  const vector = request.mode === 'keyword' ? null : await embedQuery(serving, request.query);
   const passages = await engine.search({
     namespace: request.namespace,
     text: request.query,

@@ -1,30 +1,36 @@
 import type { ChunkRecord } from '../domain';
 
+/** Only the rows of each namespace's serving index generation (0 when none is recorded). */
+const SERVING = `LEFT JOIN index_generations g ON g.namespace = c.namespace AND g.state = 'serving'
+  WHERE c.generation = COALESCE(g.generation, 0)`;
+
 /** D1 statements per batch call, kept well below D1's limits on batch size and duration. */
 const WRITE_BATCH = 200;
 
 /**
  * The catalog's chunk rows in D1: which chunks each document has, where, and which model
- * embedded them (to re-embed only what changed). Texts live in the search engine.
+ * embedded them (to re-embed only what changed), in one index generation (each has its own
+ * rows). Texts live in the search engine.
  */
 export class ChunkStore {
   readonly #db: D1Database;
+  readonly generation: number;
 
-  constructor(db: D1Database) {
+  constructor(db: D1Database, generation = 0) {
     this.#db = db;
+    this.generation = generation;
   }
 
-  /**
-   * For each document: chunk id → the embedding model of its stored vector; only the chunks
-   * `among` when given (a slice of a large document).
-   */
-  async embeddedModels(documentIds: string[], among?: string[]): Promise<Map<string, Map<string, string>>> {
+  /** The same store, for another index generation's rows. */
+  at(generation: number): ChunkStore {
+    return generation === this.generation ? this : new ChunkStore(this.#db, generation);
+  }
+
+  /** For each document: chunk id → the embedding model of its stored vector. */
+  async embeddedModels(documentIds: string[]): Promise<Map<string, Map<string, string>>> {
     const { results } = await this.#db
-      .prepare(
-        `SELECT id, document_id, embedding_model FROM chunks WHERE document_id IN (SELECT value FROM json_each(?1))
-           AND (?2 IS NULL OR id IN (SELECT value FROM json_each(?2)))`,
-      )
-      .bind(JSON.stringify(documentIds), among ? JSON.stringify(among) : null)
+      .prepare('SELECT id, document_id, embedding_model FROM chunks WHERE document_id IN (SELECT value FROM json_each(?)) AND generation = ?')
+      .bind(JSON.stringify(documentIds), this.generation)
       .all<{ id: string; document_id: string; embedding_model: string }>();
     const byDocument = new Map<string, Map<string, string>>();
     for (const row of results) {
@@ -41,8 +47,8 @@ export class ChunkStore {
    */
   async write(chunks: ChunkRecord[], stale: { id: string; documentId: string }[]): Promise<void> {
     const upsert = this.#db.prepare(
-      `INSERT INTO chunks (id, document_id, namespace, position, page, headings, tokens, embedding_model)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO chunks (id, document_id, namespace, position, page, headings, tokens, embedding_model, generation)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET position = excluded.position, page = excluded.page,
          headings = excluded.headings, embedding_model = excluded.embedding_model`,
     );
@@ -58,6 +64,7 @@ export class ChunkStore {
           c.headings?.length ? JSON.stringify(c.headings) : null,
           c.tokens,
           c.embeddingModel,
+          this.generation,
         ),
       ),
       ...stale.map(({ id, documentId }) => remove.bind(id, documentId)),
@@ -67,32 +74,41 @@ export class ChunkStore {
     }
   }
 
-  /** Removes every chunk row of a document. */
+  /** Removes every chunk row of a document in this generation. */
   async deleteDocumentChunks(documentId: string): Promise<void> {
-    await this.#db.prepare('DELETE FROM chunks WHERE document_id = ?').bind(documentId).run();
+    await this.#db.prepare('DELETE FROM chunks WHERE document_id = ? AND generation = ?').bind(documentId, this.generation).run();
   }
 
-  /** Chunks per embedding model, for /status (chunks of another model than the current need a re-index). */
+  /** Documents of a namespace with chunk rows in this generation, at most `limit` (to remove a retired generation). */
+  async documentsIn(namespace: string, limit: number): Promise<string[]> {
+    const { results } = await this.#db
+      .prepare('SELECT DISTINCT document_id FROM chunks WHERE namespace = ? AND generation = ? LIMIT ?')
+      .bind(namespace, this.generation, limit)
+      .all<{ document_id: string }>();
+    return results.map((row) => row.document_id);
+  }
+
+  /** Chunks of the serving generations per embedding model, for /status (chunks of another model than the current need a re-index). */
   async countByModel(): Promise<{ model: string; n: number }[]> {
     const { results } = await this.#db
-      .prepare('SELECT embedding_model AS model, COUNT(*) AS n FROM chunks GROUP BY embedding_model')
+      .prepare(`SELECT embedding_model AS model, COUNT(*) AS n FROM chunks c ${SERVING} GROUP BY embedding_model`)
       .all<{ model: string; n: number }>();
     return results;
   }
 
-  /** Chunks per namespace, for /metrics. */
+  /** Chunks of each namespace's serving generation, for /metrics. */
   async countByNamespace(): Promise<{ namespace: string; n: number }[]> {
     const { results } = await this.#db
-      .prepare('SELECT namespace, COUNT(*) AS n FROM chunks GROUP BY namespace')
+      .prepare(`SELECT c.namespace, COUNT(*) AS n FROM chunks c ${SERVING} GROUP BY c.namespace`)
       .all<{ namespace: string; n: number }>();
     return results;
   }
 
-  /** Chunks in all namespaces, or in one. */
+  /** Chunks of this generation in all namespaces, or in one. */
   async count(namespace?: string): Promise<number> {
     const statement = namespace
-      ? this.#db.prepare('SELECT COUNT(*) AS n FROM chunks WHERE namespace = ?').bind(namespace)
-      : this.#db.prepare('SELECT COUNT(*) AS n FROM chunks');
+      ? this.#db.prepare('SELECT COUNT(*) AS n FROM chunks WHERE namespace = ? AND generation = ?').bind(namespace, this.generation)
+      : this.#db.prepare('SELECT COUNT(*) AS n FROM chunks WHERE generation = ?').bind(this.generation);
     const row = await statement.first<{ n: number }>();
     return row?.n ?? 0;
   }

@@ -330,6 +330,7 @@ export class DocumentStore {
       this.#bumpGenerations([id]),
       this.#db.prepare('DELETE FROM documents WHERE id = ?').bind(id),
       this.#db.prepare('DELETE FROM document_slices WHERE document_id = ?').bind(id),
+      this.#db.prepare('DELETE FROM generation_documents WHERE document_id = ?').bind(id),
     ]);
   }
 
@@ -345,6 +346,12 @@ export class DocumentStore {
       )
       .bind(namespace, Date.now())
       .run();
+  }
+
+  /** Every namespace with a document. */
+  async namespaces(): Promise<string[]> {
+    const { results } = await this.#db.prepare('SELECT DISTINCT namespace FROM documents').all<{ namespace: string }>();
+    return results.map((row) => row.namespace);
   }
 
   /** Ids of every document, or of a namespace's, or of those in a status. */

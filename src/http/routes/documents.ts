@@ -2,7 +2,8 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import { AppError } from '../../domain/errors';
 import { sendIngestMessages } from '../../ingestion/messages';
-import { removeFromIndexes } from '../../ingestion/indexing';
+import { removeEverywhere } from '../../ingestion/generations';
+import { servingScope } from '../../retrieval/generations';
 import { forgetSlices } from '../../ingestion/slices';
 import { API_UPLOAD_PREFIX } from '../../ingestion/r2-events';
 import { manifestKey } from '../../ingestion/recovery';
@@ -128,9 +129,9 @@ const PassagePage = z.object({
 
 /** A document's searchable passages in order, a page at a time: its text as search sees it. */
 documentRoutes.get('/:id/passages', guard('read'), async (c) => {
-  const { engine } = c.var.services;
   const document = await visibleDocument(c, c.req.param('id'));
   const page = validate(PassagePage, c.req.query());
+  const { engine } = await servingScope(c.var.services, document.namespace);
   const passages = await engine.documentPassages(document.namespace, document.id, page);
   return c.json({
     id: document.id,
@@ -144,10 +145,10 @@ documentRoutes.delete('/:id', guard('write'), async (c) => {
   const document = await visibleDocument(c, c.req.param('id'));
   // Index entries first, then the row, then the original: a failure part-way leaves a
   // document that is still listed and can be deleted again, never an orphan.
-  await removeFromIndexes(services, document);
+  await removeEverywhere(services, document);
   await services.documents.delete(document.id);
-  // A document being ingested in slices has them in R2 (a slice still queued would remove them too).
-  if (document.slices) await forgetSlices(services, document.id);
+  // A document being ingested may have slices in R2 (a slice still queued would remove them too).
+  if (document.status === 'processing') await forgetSlices(services, document.id);
   await services.originals.delete(document.r2Key.startsWith(API_UPLOAD_PREFIX) ? [document.r2Key, manifestKey(document.r2Key)] : document.r2Key);
   return c.json({ id: document.id, deleted: true });
 });

@@ -12,6 +12,7 @@ import { search } from '../../retrieval/search';
 import type { AppEnv } from '../app-env';
 import { JSON_BODY_LIMIT, limitBody } from '../body-limit';
 import { chargeMore, guard, ROUTE_COST } from '../guard';
+import { servingScope } from '../../retrieval/generations';
 import { presentDocument, presentPassage } from '../present';
 import { listingNamespace, visibleDocument } from '../tenancy';
 import { QueryText, Retrieval, retrievalOptions, validate } from '../validation';
@@ -129,7 +130,8 @@ function registerTools(server: McpServer, c: Context<AppEnv>): void {
     (input) =>
       tool(async () => {
         const document = await visibleDocument(c, input.documentId);
-        const passages = await services.engine.documentPassages(document.namespace, document.id, { from: input.from, limit: input.limit });
+        const { engine } = await servingScope(services, document.namespace);
+        const passages = await engine.documentPassages(document.namespace, document.id, { from: input.from, limit: input.limit });
         return {
           document: presentDocument(document),
           passages: passages.map((p) => ({ id: p.id, text: p.text, position: p.position, page: p.page, headings: p.headings })),

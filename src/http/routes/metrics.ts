@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import { metricTotals } from '../../observability/flush';
 import { type GaugeSample, renderPrometheus } from '../../observability/metrics';
+import { servingScope } from '../../retrieval/generations';
 import type { Services } from '../../services';
 import type { AppEnv } from '../app-env';
 import { guard } from '../guard';
@@ -30,7 +31,7 @@ async function indexGauges(services: Services): Promise<GaugeSample[]> {
   ];
   // Only an engine that counts vectors per namespace has a figure per namespace (Vectorize counts its whole index).
   const namespaces = [...new Set(documents.map((d) => d.namespace))].slice(0, MAX_VECTOR_NAMESPACES);
-  const counts = await Promise.all(namespaces.map((namespace) => services.engine.count(namespace)));
+  const counts = await Promise.all(namespaces.map(async (namespace) => (await servingScope(services, namespace)).engine.count(namespace)));
   namespaces.forEach((namespace, i) => {
     const count = counts[i];
     if (count?.vectorScope === 'namespace') gauges.push({ name: 'rag_index_vectors', labels: { namespace }, value: count.vectors });

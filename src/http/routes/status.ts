@@ -3,9 +3,11 @@ import { Hono } from 'hono';
 import type { Config } from '../../config';
 import { providerCircuits } from '../../composition';
 import type { CircuitState } from '../../providers/resilience';
+import { currentSettings, sameSettings, scopeTo } from '../../retrieval/generations';
 import { LOCKED_OUT } from '../../security/access';
 import { hasScope } from '../../security/principal';
 import type { Services } from '../../services';
+import type { BuildProgress, Generation } from '../../storage/generations';
 import type { AppEnv } from '../app-env';
 import { guard } from '../guard';
 import { describeRoute } from '../openapi';
@@ -126,17 +128,24 @@ async function checkComponents(services: Services): Promise<Components> {
  * vectors' dimension matches the embedder's (a mismatch is a misconfiguration).
  */
 async function checkSearchEngine(services: Services, circuit: CircuitState | undefined): Promise<Component> {
-  const { engine, config } = services;
-  const namespace = config.DEFAULT_NAMESPACE;
+  const namespace = services.config.DEFAULT_NAMESPACE;
   const result = await timed(async () => {
+    // The catalog says which generation serves; when D1 fails (its own component), generation 0 is checked.
+    const [serving, building] = await Promise.all([
+      services.generations.serving([namespace]).catch(() => null),
+      services.generations.progress(namespace).catch(() => null),
+    ]);
+    const { engine } = scopeTo(services, serving?.get(namespace) ?? null);
     const [counts, mismatch] = await Promise.all([engine.count(namespace), engine.misconfiguration(namespace)]);
-    return { mismatch, counts };
+    return { mismatch, counts, generation: serving ? indexGeneration(services, serving.get(namespace) ?? null, building) : undefined };
   });
-  const { mismatch, counts, ...outcome } = result;
+  const { mismatch, counts, generation, ...outcome } = result;
+  const { engine } = services;
   const component: Component = {
     ...outcome,
     engine: engine.name,
     dimensions: engine.dimensions,
+    ...(generation !== undefined && { generation }),
     ...(counts !== undefined && {
       passages: { namespace, count: counts.passages },
       vectors: counts.vectorScope === 'namespace' ? { scope: 'namespace', namespace, count: counts.vectors } : { scope: 'index', count: counts.vectors },
@@ -146,6 +155,24 @@ async function checkSearchEngine(services: Services, circuit: CircuitState | und
   };
   if (typeof mismatch === 'string') return { ...component, status: 'error', error: mismatch, misconfigured: true };
   return component;
+}
+
+/**
+ * The default namespace's index generations: the serving one and its settings, the one being
+ * built with its progress, and whether the configured settings call for a rebuild.
+ */
+function indexGeneration(services: Services, serving: Generation | null, building: BuildProgress | null) {
+  const current = currentSettings(services);
+  const settings = serving?.settings ?? current;
+  return {
+    serving: serving?.generation ?? 0,
+    settings,
+    building: building && { generation: building.generation, settings: building.settings, pending: building.pending, built: building.built, failed: building.failed },
+    ...(!sameSettings(settings, current) &&
+      !(building && sameSettings(building.settings, current)) && {
+        note: 'The configured embedding model or chunking differs from what the serving generation was built with: POST /v1/reindex builds a generation with them.',
+      }),
+  };
 }
 
 /**

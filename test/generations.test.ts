@@ -1,0 +1,188 @@
+/**
+ * Index generations (issue "operations", part 5): a change of embedding model or chunking
+ * builds a new generation beside the serving one; queries keep the serving one, embedded with
+ * its own model, until the new one is complete, then switch; the old one is removed. Driven
+ * through the real queue handler, with spy queues delivered by the test.
+ */
+import { createMessageBatch } from 'cloudflare:test';
+import { env } from 'cloudflare:workers';
+import { describe, expect, it } from 'vitest';
+import { getServices } from '../src/composition';
+import type { EmbeddingProvider, IngestRequest } from '../src/domain';
+import { atGeneration } from '../src/engines/generation-engine';
+import { consumeIngestBatch } from '../src/ingestion/consumer';
+import { removeEverywhere, startRebuild } from '../src/ingestion/generations';
+import { search } from '../src/retrieval/search';
+import type { Services } from '../src/services';
+
+const unique = (prefix: string) => `${prefix}${crypto.randomUUID().replaceAll('-', '').slice(0, 12)}`;
+const base = getServices(env);
+
+/**
+ * Another embedding model: the local embedder's vectors rotated by a third of their length, so
+ * a query embedded by one model finds nothing in particular among the other's vectors.
+ */
+function rotatedModel(embedder: EmbeddingProvider): EmbeddingProvider {
+  const shift = Math.floor(embedder.dimensions / 3);
+  return Object.create(embedder, {
+    model: { value: `${embedder.model}-rotated` },
+    embed: {
+      value: async (texts: string[]) =>
+        (await embedder.embed(texts)).map((v) => {
+          const out = new Float32Array(v.length);
+          for (let i = 0; i < v.length; i++) out[(i + shift) % v.length] = v[i]!;
+          return out;
+        }),
+    },
+  });
+}
+
+interface Harness {
+  services: Services;
+  sent: IngestRequest[];
+}
+
+/** Services with spy queues; `embedder` and chunking as given (the configuration after a change). */
+function harness(embedder: EmbeddingProvider, config: Partial<Services['config']> = {}): Harness {
+  const sent: IngestRequest[] = [];
+  const queue = {
+    send: async (body: IngestRequest) => void sent.push(body),
+    sendBatch: async (messages: { body: IngestRequest }[]) => void sent.push(...messages.map((m) => m.body)),
+  } as unknown as Queue<IngestRequest>;
+  const models = new Map([base.embedder, embedder].map((e) => [e.model, e]));
+  const services: Services = {
+    ...base,
+    queue,
+    largeQueue: queue,
+    embedder,
+    embedderFor: (settings) => models.get(settings.model) ?? base.embedderFor(settings),
+    config: { ...base.config, ...config },
+  };
+  return { services, sent };
+}
+
+async function deliver(services: Services, bodies: IngestRequest[]): Promise<void> {
+  const batch = createMessageBatch('rag-engine-ingest', bodies.map((body) => ({ id: crypto.randomUUID(), timestamp: Date.now(), attempts: 1, body })));
+  await consumeIngestBatch(batch, services);
+}
+
+/** Delivers what was sent, one message at a time, until nothing is left. */
+async function drain(h: Harness): Promise<void> {
+  for (let n = 0; h.sent.length; n++) {
+    if (n > 500) throw new Error('the queue never drained');
+    await deliver(h.services, [h.sent.shift()!]);
+  }
+}
+
+/** Puts an original in R2 and a `queued` row in D1. */
+async function stage(services: Services, namespace: string, title: string, text: string): Promise<string> {
+  const bytes = new TextEncoder().encode(text);
+  const id = crypto.randomUUID().replaceAll('-', '');
+  const r2Key = `originals/${namespace}/${id}`;
+  await services.originals.put(r2Key, bytes);
+  await services.documents.enqueue([{ id, namespace, title, filename: null, type: 'txt', size: bytes.byteLength, r2Key, metadata: {} }]);
+  return id;
+}
+
+const TOPICS = ['glacier retreat', 'coral bleaching', 'volcanic ash', 'desert locusts', 'tidal estuaries', 'boreal peat', 'monsoon floods', 'alpine lichens'];
+const textOf = (topic: string) =>
+  Array.from({ length: 8 }, (_, s) => `Field note ${s} on ${topic}: the ${topic} survey measured ${topic} at station ${s} and logged ${topic} again.`).join(' ');
+
+/** Which document each topic's vector query finds first. */
+async function firstHits(services: Services, namespace: string): Promise<(string | undefined)[]> {
+  return Promise.all(TOPICS.map(async (topic) => (await search(services, { query: `${topic} survey`, topK: 3, namespace, mode: 'vector' }))[0]?.documentId));
+}
+
+async function servingGeneration(namespace: string): Promise<number | undefined> {
+  const row = await env.DB.prepare(`SELECT generation FROM index_generations WHERE namespace = ? AND state = 'serving'`).bind(namespace).first<{ generation: number }>();
+  return row?.generation;
+}
+
+async function chunkRows(namespace: string, generation: number): Promise<number> {
+  const row = await env.DB.prepare('SELECT COUNT(*) AS n FROM chunks WHERE namespace = ? AND generation = ?').bind(namespace, generation).first<{ n: number }>();
+  return row?.n ?? 0;
+}
+
+describe('index generations', () => {
+  it('answers a query before, during and after a change of embedding model with its passage every time', async () => {
+    const namespace = unique('gen');
+    const before = harness(base.embedder);
+    const ids = await Promise.all(TOPICS.map((topic) => stage(before.services, namespace, topic, textOf(topic))));
+    await deliver(before.services, ids.map((documentId) => ({ type: 'ingest', documentId })));
+    expect(await firstHits(before.services, namespace)).toEqual(ids);
+    expect(await servingGeneration(namespace)).toBe(0);
+
+    // The model changes (a deploy): until a rebuild, queries still use generation 0, embedded with its model.
+    const after = harness(rotatedModel(base.embedder));
+    expect(await firstHits(after.services, namespace)).toEqual(ids);
+    // What that saves: the new model's query vectors against the old model's vectors.
+    const mixed = await Promise.all(
+      TOPICS.map(async (topic) => {
+        const [vector] = await after.services.embedder.embed([`${topic} survey`]);
+        const hits = await base.engine.search({ namespace, text: topic, vector: vector!, mode: 'vector', limit: 1, candidates: 10, filter: null, fusion: { k: 60, vectorWeight: 1, keywordWeight: 1 } });
+        return hits[0]?.documentId;
+      }),
+    );
+    expect(mixed).not.toEqual(ids);
+
+    const { generation, queued } = await startRebuild(after.services, namespace);
+    expect({ generation, queued }).toEqual({ generation: 1, queued: ids.length });
+    // Half of the documents are in the new generation: queries still get the old one, whole.
+    for (let i = 0; i < ids.length / 2; i++) await deliver(after.services, [after.sent.shift()!]);
+    expect(await servingGeneration(namespace)).toBe(0);
+    expect(await base.generations.progress(namespace)).toMatchObject({ generation: 1, built: ids.length / 2, pending: ids.length / 2, failed: 0 });
+    expect(await firstHits(after.services, namespace)).toEqual(ids);
+
+    // The last one switches it in; then the old generation is removed.
+    for (let i = 0; i < ids.length / 2; i++) await deliver(after.services, [after.sent.shift()!]);
+    expect(await servingGeneration(namespace)).toBe(1);
+    expect(await firstHits(after.services, namespace)).toEqual(ids);
+    expect(after.sent).toEqual([{ type: 'retire', namespace, generation: 0 }]);
+    expect(await chunkRows(namespace, 0)).toBe(ids.length);
+    await drain(after);
+    expect(await chunkRows(namespace, 0)).toBe(0);
+    expect((await base.engine.count(namespace)).passages).toBe(0);
+    expect((await atGeneration(base.engine, 1).count(namespace)).passages).toBe(ids.length);
+    expect(await firstHits(after.services, namespace)).toEqual(ids);
+    const documents = await base.documents.getMany(ids);
+    expect([...documents.values()].every((d) => d.status === 'ready' && d.embeddingModel === after.services.embedder.model)).toBe(true);
+  });
+
+  it('serves the old chunking until the new one is complete, with uploads and deletions meanwhile in both', async () => {
+    const namespace = unique('gen');
+    const before = harness(base.embedder, { CHUNK_SIZE: 512, CHUNK_OVERLAP: 50 });
+    const ids = await Promise.all(TOPICS.slice(0, 4).map((topic) => stage(before.services, namespace, topic, textOf(topic))));
+    await deliver(before.services, ids.map((documentId) => ({ type: 'ingest', documentId })));
+    const passagesBefore = (await base.engine.count(namespace)).passages;
+    expect(passagesBefore).toBe(ids.length);
+
+    const after = harness(base.embedder, { CHUNK_SIZE: 32, CHUNK_OVERLAP: 4 });
+    await startRebuild(after.services, namespace);
+    const builds = after.sent.splice(0);
+    await deliver(after.services, [builds.shift()!]);
+
+    // Meanwhile a document is uploaded (ingested with the serving settings, then built too) and one is deleted.
+    const added = await stage(after.services, namespace, TOPICS[5]!, textOf(TOPICS[5]!));
+    await deliver(after.services, [{ type: 'ingest', documentId: added }]);
+    const doomed = (await base.documents.get(ids[3]!))!;
+    await removeEverywhere(after.services, doomed);
+    await base.documents.delete(doomed.id);
+    expect((await base.engine.count(namespace)).passages).toBe(ids.length); // 3 old + the upload, in the old chunking
+    expect(await servingGeneration(namespace)).toBe(0);
+
+    await deliver(after.services, builds);
+    await drain(after);
+    expect(await servingGeneration(namespace)).toBe(1);
+    const live = [ids[0]!, ids[1]!, ids[2]!, added];
+    const documents = await base.documents.getMany(live);
+    const chunks = [...documents.values()].reduce((n, d) => n + d.chunkCount, 0);
+    expect(chunks).toBeGreaterThan(live.length * 3); // smaller chunks
+    expect((await atGeneration(base.engine, 1).count(namespace)).passages).toBe(chunks);
+    expect(await chunkRows(namespace, 1)).toBe(chunks);
+    expect(await chunkRows(namespace, 0)).toBe(0);
+    const found = await search(after.services, { query: `${TOPICS[5]} survey`, topK: 1, namespace, mode: 'keyword' });
+    expect(found[0]?.documentId).toBe(added);
+    const gone = await search(after.services, { query: `${TOPICS[3]} survey`, topK: 50, namespace, mode: 'keyword' });
+    expect(gone.some((p) => p.documentId === doomed.id)).toBe(false);
+  });
+});
