@@ -8,12 +8,14 @@ import { createMessageBatch } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { getServices } from '../src/composition';
-import type { EmbeddingProvider, IngestRequest } from '../src/domain';
+import type { EmbeddingProvider, IngestRequest, SearchEngine } from '../src/domain';
 import { atGeneration } from '../src/engines/generation-engine';
 import { consumeIngestBatch } from '../src/ingestion/consumer';
 import { removeEverywhere, startRebuild } from '../src/ingestion/generations';
 import { search } from '../src/retrieval/search';
 import type { Services } from '../src/services';
+import { FakeVectorize } from '../fakes/vectorize';
+import { cloudflareEngine } from './engines';
 
 const unique = (prefix: string) => `${prefix}${crypto.randomUUID().replaceAll('-', '').slice(0, 12)}`;
 const base = getServices(env);
@@ -42,8 +44,20 @@ interface Harness {
   sent: IngestRequest[];
 }
 
-/** Services with spy queues; `embedder` and chunking as given (the configuration after a change). */
-function harness(embedder: EmbeddingProvider, config: Partial<Services['config']> = {}): Harness {
+/** An engine for one test, and what makes its writes visible (Vectorize applies them later). */
+interface Engine {
+  engine: SearchEngine;
+  settle(): void;
+}
+
+function makeEngine(kind: 'local' | 'cloudflare'): Engine {
+  if (kind === 'local') return { engine: base.engine, settle: () => {} };
+  const fake = new FakeVectorize({ dimensions: base.embedder.dimensions, metadataIndexes: ['documentId'] });
+  return { engine: cloudflareEngine(fake, base.embedder.dimensions), settle: () => fake.processPending() };
+}
+
+/** Services over `engine` with spy queues; `embedder` and chunking as given (the configuration after a change). */
+function harness(engine: SearchEngine, embedder: EmbeddingProvider, config: Partial<Services['config']> = {}): Harness {
   const sent: IngestRequest[] = [];
   const queue = {
     send: async (body: IngestRequest) => void sent.push(body),
@@ -54,6 +68,7 @@ function harness(embedder: EmbeddingProvider, config: Partial<Services['config']
     ...base,
     queue,
     largeQueue: queue,
+    engine,
     embedder,
     embedderFor: (settings) => models.get(settings.model) ?? base.embedderFor(settings),
     config: { ...base.config, ...config },
@@ -89,7 +104,8 @@ const textOf = (topic: string) =>
   Array.from({ length: 8 }, (_, s) => `Field note ${s} on ${topic}: the ${topic} survey measured ${topic} at station ${s} and logged ${topic} again.`).join(' ');
 
 /** Which document each topic's vector query finds first. */
-async function firstHits(services: Services, namespace: string): Promise<(string | undefined)[]> {
+async function firstHits(services: Services, namespace: string, settle: () => void): Promise<(string | undefined)[]> {
+  settle();
   return Promise.all(TOPICS.map(async (topic) => (await search(services, { query: `${topic} survey`, topK: 3, namespace, mode: 'vector' }))[0]?.documentId));
 }
 
@@ -103,23 +119,24 @@ async function chunkRows(namespace: string, generation: number): Promise<number>
   return row?.n ?? 0;
 }
 
-describe('index generations', () => {
+for (const kind of ['local', 'cloudflare'] as const) describe(`index generations (${kind} engine)`, () => {
   it('answers a query before, during and after a change of embedding model with its passage every time', async () => {
     const namespace = unique('gen');
-    const before = harness(base.embedder);
+    const { engine, settle } = makeEngine(kind);
+    const before = harness(engine, base.embedder);
     const ids = await Promise.all(TOPICS.map((topic) => stage(before.services, namespace, topic, textOf(topic))));
     await deliver(before.services, ids.map((documentId) => ({ type: 'ingest', documentId })));
-    expect(await firstHits(before.services, namespace)).toEqual(ids);
+    expect(await firstHits(before.services, namespace, settle)).toEqual(ids);
     expect(await servingGeneration(namespace)).toBe(0);
 
     // The model changes (a deploy): until a rebuild, queries still use generation 0, embedded with its model.
-    const after = harness(rotatedModel(base.embedder));
-    expect(await firstHits(after.services, namespace)).toEqual(ids);
+    const after = harness(engine, rotatedModel(base.embedder));
+    expect(await firstHits(after.services, namespace, settle)).toEqual(ids);
     // What that saves: the new model's query vectors against the old model's vectors.
     const mixed = await Promise.all(
       TOPICS.map(async (topic) => {
         const [vector] = await after.services.embedder.embed([`${topic} survey`]);
-        const hits = await base.engine.search({ namespace, text: topic, vector: vector!, mode: 'vector', limit: 1, candidates: 10, filter: null, fusion: { k: 60, vectorWeight: 1, keywordWeight: 1 } });
+        const hits = await engine.search({ namespace, text: topic, vector: vector!, mode: 'vector', limit: 1, candidates: 10, filter: null, fusion: { k: 60, vectorWeight: 1, keywordWeight: 1 } });
         return hits[0]?.documentId;
       }),
     );
@@ -131,32 +148,33 @@ describe('index generations', () => {
     for (let i = 0; i < ids.length / 2; i++) await deliver(after.services, [after.sent.shift()!]);
     expect(await servingGeneration(namespace)).toBe(0);
     expect(await base.generations.progress(namespace)).toMatchObject({ generation: 1, built: ids.length / 2, pending: ids.length / 2, failed: 0 });
-    expect(await firstHits(after.services, namespace)).toEqual(ids);
+    expect(await firstHits(after.services, namespace, settle)).toEqual(ids);
 
     // The last one switches it in; then the old generation is removed.
     for (let i = 0; i < ids.length / 2; i++) await deliver(after.services, [after.sent.shift()!]);
     expect(await servingGeneration(namespace)).toBe(1);
-    expect(await firstHits(after.services, namespace)).toEqual(ids);
+    expect(await firstHits(after.services, namespace, settle)).toEqual(ids);
     expect(after.sent).toEqual([{ type: 'retire', namespace, generation: 0 }]);
     expect(await chunkRows(namespace, 0)).toBe(ids.length);
     await drain(after);
     expect(await chunkRows(namespace, 0)).toBe(0);
-    expect((await base.engine.count(namespace)).passages).toBe(0);
-    expect((await atGeneration(base.engine, 1).count(namespace)).passages).toBe(ids.length);
-    expect(await firstHits(after.services, namespace)).toEqual(ids);
+    expect((await engine.count(namespace)).passages).toBe(0);
+    expect((await atGeneration(engine, 1).count(namespace)).passages).toBe(ids.length);
+    expect(await firstHits(after.services, namespace, settle)).toEqual(ids);
     const documents = await base.documents.getMany(ids);
     expect([...documents.values()].every((d) => d.status === 'ready' && d.embeddingModel === after.services.embedder.model)).toBe(true);
   });
 
   it('serves the old chunking until the new one is complete, with uploads and deletions meanwhile in both', async () => {
     const namespace = unique('gen');
-    const before = harness(base.embedder, { CHUNK_SIZE: 512, CHUNK_OVERLAP: 50 });
+    const { engine, settle } = makeEngine(kind);
+    const before = harness(engine, base.embedder, { CHUNK_SIZE: 512, CHUNK_OVERLAP: 50 });
     const ids = await Promise.all(TOPICS.slice(0, 4).map((topic) => stage(before.services, namespace, topic, textOf(topic))));
     await deliver(before.services, ids.map((documentId) => ({ type: 'ingest', documentId })));
-    const passagesBefore = (await base.engine.count(namespace)).passages;
+    const passagesBefore = (await engine.count(namespace)).passages;
     expect(passagesBefore).toBe(ids.length);
 
-    const after = harness(base.embedder, { CHUNK_SIZE: 32, CHUNK_OVERLAP: 4 });
+    const after = harness(engine, base.embedder, { CHUNK_SIZE: 32, CHUNK_OVERLAP: 4 });
     await startRebuild(after.services, namespace);
     const builds = after.sent.splice(0);
     await deliver(after.services, [builds.shift()!]);
@@ -167,7 +185,7 @@ describe('index generations', () => {
     const doomed = (await base.documents.get(ids[3]!))!;
     await removeEverywhere(after.services, doomed);
     await base.documents.delete(doomed.id);
-    expect((await base.engine.count(namespace)).passages).toBe(ids.length); // 3 old + the upload, in the old chunking
+    expect((await engine.count(namespace)).passages).toBe(ids.length); // 3 old + the upload, in the old chunking
     expect(await servingGeneration(namespace)).toBe(0);
 
     await deliver(after.services, builds);
@@ -177,9 +195,10 @@ describe('index generations', () => {
     const documents = await base.documents.getMany(live);
     const chunks = [...documents.values()].reduce((n, d) => n + d.chunkCount, 0);
     expect(chunks).toBeGreaterThan(live.length * 3); // smaller chunks
-    expect((await atGeneration(base.engine, 1).count(namespace)).passages).toBe(chunks);
+    expect((await atGeneration(engine, 1).count(namespace)).passages).toBe(chunks);
     expect(await chunkRows(namespace, 1)).toBe(chunks);
     expect(await chunkRows(namespace, 0)).toBe(0);
+    settle();
     const found = await search(after.services, { query: `${TOPICS[5]} survey`, topK: 1, namespace, mode: 'keyword' });
     expect(found[0]?.documentId).toBe(added);
     const gone = await search(after.services, { query: `${TOPICS[3]} survey`, topK: 50, namespace, mode: 'keyword' });

@@ -100,6 +100,11 @@ export async function consumeIngestBatch(batch: MessageBatch<unknown>, services:
       outcome = { status: 'retry', error, attempt: request.attempt };
     }
     count(outcome);
+    if (!target.building && target.namespace !== null) {
+      const outcomes = new Map([[request.documentId, outcome]]);
+      await joinBuild(services, target.namespace, outcomes);
+      outcome = outcomes.get(request.documentId) as IngestOutcome;
+    }
     const settled = await settle(target.scope, message, request.documentId, outcome, { slice: true });
     await afterOutcomes(services, target, [{ documentId: request.documentId, outcome, settled }]);
   }
@@ -120,6 +125,7 @@ export async function consumeIngestBatch(batch: MessageBatch<unknown>, services:
       outcomes = new Map(target.deliveries.map((v) => [v.documentId, { status: 'retry', error }]));
     }
     for (const outcome of outcomes.values()) count(outcome);
+    if (!target.building && target.namespace !== null) await joinBuild(services, target.namespace, outcomes);
     const results: Result[] = [];
     for (const { message, documentId } of target.deliveries) {
       const outcome = outcomes.get(documentId) ?? { status: 'gone' };
@@ -184,19 +190,28 @@ async function targets(services: Services, deliveries: Delivery[]): Promise<Targ
 }
 
 /**
- * What outcomes mean for index generations: in one being built, documents done (or failed, or
- * gone) are recorded, and the last one switches it in; in the serving one, documents that became
- * ready are needed by a generation being built beside it.
+ * Documents that became ready in a namespace's serving generation are needed by a generation
+ * being built beside it. Done before their messages are acknowledged: if it fails, they are
+ * retried (their ingestion repeats no work), so no rebuild switches in without them.
+ */
+async function joinBuild(services: Services, namespace: string, outcomes: Map<string, IngestOutcome>): Promise<void> {
+  const ready = [...outcomes].filter(([, outcome]) => outcome.status === 'ready').map(([id]) => ({ id, namespace }));
+  if (ready.length === 0) return;
+  try {
+    await alsoBuild(services, ready);
+  } catch (error) {
+    for (const { id } of ready) outcomes.set(id, { status: 'retry', error });
+  }
+}
+
+/**
+ * In an index generation being built, documents done (or failed, or gone) are recorded, and the
+ * last one switches it in.
  */
 async function afterOutcomes(services: Services, target: Omit<Target, 'deliveries'>, results: Result[]): Promise<void> {
-  if (target.namespace === null) return;
+  if (target.namespace === null || !target.building) return;
   const namespace = target.namespace;
   try {
-    if (!target.building) {
-      const ready = results.filter((r) => r.outcome.status === 'ready').map((r) => ({ id: r.documentId, namespace }));
-      if (ready.length) await alsoBuild(services, ready);
-      return;
-    }
     for (const { documentId, outcome, settled } of results) {
       const built = outcome.status === 'ready' ? 'built' : outcome.status === 'gone' ? 'gone' : outcome.status === 'failed' || settled === 'failed' ? 'failed' : null;
       if (built) await recordBuilt(services, namespace, target.generation, documentId, built);

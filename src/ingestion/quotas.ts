@@ -24,7 +24,7 @@ export async function checkUploadQuotas(
     throw over(`holds ${usage.bytes} of its ${QUOTA_BYTES} bytes (QUOTA_BYTES); this upload adds ${added.bytes}`, namespace);
   }
   if (QUOTA_PASSAGES) {
-    const passages = await stores.chunks.count(namespace);
+    const passages = await stores.chunks.countServing(namespace);
     if (passages >= QUOTA_PASSAGES) throw over(`holds ${passages} passages, its quota (QUOTA_PASSAGES)`, namespace);
   }
 }

@@ -104,6 +104,15 @@ export class ChunkStore {
     return results;
   }
 
+  /** Chunks of a namespace's serving generation (what its passage quota counts). */
+  async countServing(namespace: string): Promise<number> {
+    const row = await this.#db
+      .prepare(`SELECT COUNT(*) AS n FROM chunks c ${SERVING} AND c.namespace = ?`)
+      .bind(namespace)
+      .first<{ n: number }>();
+    return row?.n ?? 0;
+  }
+
   /** Chunks of this generation in all namespaces, or in one. */
   async count(namespace?: string): Promise<number> {
     const statement = namespace
