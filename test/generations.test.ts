@@ -12,6 +12,8 @@ import type { EmbeddingProvider, IngestRequest, SearchEngine } from '../src/doma
 import { atGeneration } from '../src/engines/generation-engine';
 import { consumeIngestBatch } from '../src/ingestion/consumer';
 import { removeEverywhere, startRebuild } from '../src/ingestion/generations';
+import { sweepGenerations } from '../src/ingestion/sweeper';
+import { AppError } from '../src/domain/errors';
 import { search } from '../src/retrieval/search';
 import type { Services } from '../src/services';
 import { FakeVectorize } from '../fakes/vectorize';
@@ -203,5 +205,47 @@ for (const kind of ['local', 'cloudflare'] as const) describe(`index generations
     expect(found[0]?.documentId).toBe(added);
     const gone = await search(after.services, { query: `${TOPICS[3]} survey`, topK: 50, namespace, mode: 'keyword' });
     expect(gone.some((p) => p.documentId === doomed.id)).toBe(false);
+  });
+
+  it('goes on when its messages are lost (the sweeper), and keeps the old generation serving while a document fails in the new one', async () => {
+    const namespace = unique('gen');
+    const { engine, settle } = makeEngine(kind);
+    const before = harness(engine, base.embedder);
+    const ids = await Promise.all(TOPICS.slice(0, 3).map((topic) => stage(before.services, namespace, topic, textOf(topic))));
+    await deliver(before.services, ids.map((documentId) => ({ type: 'ingest', documentId })));
+
+    // The new model refuses the third document's text, for good.
+    const rotated = rotatedModel(base.embedder);
+    const refusing: EmbeddingProvider = Object.create(rotated, {
+      embed: {
+        value: async (texts: string[]) => {
+          if (texts.some((t) => t.includes(TOPICS[2]!))) throw new AppError('provider_error', 'The provider refused this text.', { retryable: false });
+          return rotated.embed(texts);
+        },
+      },
+    });
+    const after = harness(engine, refusing);
+    await startRebuild(after.services, namespace);
+    // Its messages are lost (a restart): five minutes on, the sweeper sends them again.
+    after.sent.splice(0);
+    await env.DB.prepare('UPDATE generation_documents SET updated_at = ? WHERE namespace = ?').bind(Date.now() - 6 * 60_000, namespace).run();
+    await sweepGenerations(after.services);
+    const resent = after.sent.filter((m) => m.type === 'ingest' && m.generation === 1);
+    expect(resent.map((m) => (m as { documentId: string }).documentId).sort()).toEqual([...ids].sort());
+    after.sent.splice(0);
+    await deliver(after.services, resent);
+    expect(await base.generations.progress(namespace)).toMatchObject({ generation: 1, built: 2, failed: 1, pending: 0 });
+    // The third document stays searchable, on the old generation, which keeps serving.
+    expect(await servingGeneration(namespace)).toBe(0);
+    expect((await base.documents.get(ids[2]!))?.status).toBe('ready');
+    expect(await firstHits(after.services, namespace, settle).then((hits) => hits.slice(0, 3))).toEqual(ids);
+
+    // Deleting it lets the rebuild finish: the sweeper switches the generation in.
+    await removeEverywhere(after.services, (await base.documents.get(ids[2]!))!);
+    await base.documents.delete(ids[2]!);
+    await sweepGenerations(after.services);
+    expect(await servingGeneration(namespace)).toBe(1);
+    expect(after.sent).toContainEqual({ type: 'retire', namespace, generation: 0 });
+    expect(await firstHits(after.services, namespace, settle).then((hits) => hits.slice(0, 2))).toEqual(ids.slice(0, 2));
   });
 });

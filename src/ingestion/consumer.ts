@@ -280,7 +280,8 @@ async function settle(services: Services, message: Message<unknown>, documentId:
         metrics.inc('rag_queue_dead_lettered_total');
         message.retry(); // past max_retries: the queue moves it to the dead-letter queue
       }
-      return kept ? 'done' : 'failed';
+      // Failed for good, even when a previous version is kept: a generation being built lacks it.
+      return 'failed';
     }
     const delaySeconds = delayAfter(outcome.error, message.attempts);
     const note = `Attempt ${message.attempts} failed (${reason}); retrying in ${delaySeconds} s.`;
@@ -302,7 +303,7 @@ interface Delivery {
   generation?: number;
 }
 
-/** What settling did with a message: acked, retried, or acked after failing its document for good. */
+/** What settling did with a message: acked, retried, or let go after its document failed for good (or kept its previous version). */
 type Settled = 'done' | 'retried' | 'failed';
 
 /**
@@ -366,6 +367,12 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, services:
         await services.documents.markFailed(document.id, reason);
       }
       if (ingest.data.type === 'slice') await forgetSlices(services, document.id);
+    }
+    // A generation being built that waited for it goes on without it (and does not switch in).
+    const { generation } = ingest.data;
+    if (document && generation !== undefined) {
+      const [named] = (await services.generations.named([{ documentId: document.id, generation }])).values();
+      if (named?.state === 'building') await recordBuilt(services, named.namespace, generation, document.id, 'failed');
     }
     message.ack();
   }
