@@ -67,8 +67,7 @@ export async function consumeIngestBatch(batch: MessageBatch<unknown>, services:
         console.error('ingest: removing generation', retire.data.generation, 'of', retire.data.namespace, 'failed', error);
         retry(message, retryDelaySeconds(message.attempts));
       }
-    }
-    else if (event?.success) {
+    } else if (event?.success) {
       try {
         const documentId = await applyR2Event(services, event.data);
         if (documentId) valid.push({ message, documentId });
@@ -86,8 +85,9 @@ export async function consumeIngestBatch(batch: MessageBatch<unknown>, services:
 
   // Slices of large documents, one after another: each is bounded, and settles alone.
   for (const { message, request } of slices) {
-    const [target] = await targets(services, [{ message, documentId: request.documentId, generation: request.generation }]);
-    if (!target?.scope) {
+    const [target] = await targetsOrRetry(services, [{ message, documentId: request.documentId, generation: request.generation }]);
+    if (!target) continue;
+    if (!target.scope) {
       // Its generation was retired, or its document deleted (whose slices then go too).
       if (!(await services.documents.get(request.documentId))) await forgetSlices(services, request.documentId);
       message.ack();
@@ -112,7 +112,7 @@ export async function consumeIngestBatch(batch: MessageBatch<unknown>, services:
   if (!alone && batch.messages.length > 1) valid = await forwardLarge(valid, services);
   if (valid.length === 0) return;
 
-  for (const target of await targets(services, valid)) {
+  for (const target of await targetsOrRetry(services, valid)) {
     if (!target.scope) {
       for (const { message } of target.deliveries) message.ack();
       continue;
@@ -149,6 +149,17 @@ interface Result {
   documentId: string;
   outcome: IngestOutcome;
   settled: Settled;
+}
+
+/** The deliveries' targets; when the catalog cannot say (D1 failing), none, and every delivery is retried. */
+async function targetsOrRetry(services: Services, deliveries: Delivery[]): Promise<Target[]> {
+  try {
+    return await targets(services, deliveries);
+  } catch (error) {
+    console.error('ingest: could not read the index generations of a batch', error);
+    for (const { message } of deliveries) retry(message, retryDelaySeconds(message.attempts));
+    return [];
+  }
 }
 
 /**
