@@ -27,10 +27,15 @@ export async function startRebuild(services: Services, namespace: string): Promi
   return { generation, queued: documents.length };
 }
 
-/** Records a document's outcome in the generation being built; the last one switches it in. */
+/**
+ * Records a document's outcome in the generation being built; the last one switches it in, at
+ * once with an engine whose writes are visible at once. With one that applies them later
+ * (Vectorize), the sweeper switches it in once they are (writeDelayMs after the last document),
+ * so that the new generation never answers with vectors still missing.
+ */
 export async function recordBuilt(services: Services, namespace: string, generation: number, documentId: string, outcome: 'built' | 'failed' | 'gone'): Promise<void> {
   const pending = await services.generations.record(namespace, generation, documentId, outcome);
-  if (pending === 0) await switchWhenBuilt(services, namespace, generation);
+  if (pending === 0 && services.engine.limits.writeDelayMs === 0) await switchWhenBuilt(services, namespace, generation);
 }
 
 /** Makes a fully built generation the serving one, and queues the removal of the one before. */

@@ -28,13 +28,16 @@ const BUILD_OVERDUE_AFTER_MS = 5 * 60_000;
 /**
  * Keeps index generations moving: re-sends the messages of documents a building generation has
  * waited too long for (lost in a restart), switches in a generation that needs nothing more
- * (its last documents were deleted), and re-sends the removal of retired ones (idempotent).
+ * once its vectors are applied (or its last documents were deleted), and re-sends the removal
+ * of retired ones (idempotent).
  */
 export async function sweepGenerations(services: Services): Promise<void> {
   const overdue = await services.generations.overdue(BUILD_OVERDUE_AFTER_MS, PER_SWEEP);
   const byGeneration = new Map<number, string[]>();
   for (const { generation, documentId } of overdue) byGeneration.set(generation, [...(byGeneration.get(generation) ?? []), documentId]);
   for (const [generation, ids] of byGeneration) await sendIngestMessages(services.queue, ids, generation);
-  for (const { namespace, generation } of await services.generations.complete()) await switchWhenBuilt(services, namespace, generation);
+  for (const { namespace, generation } of await services.generations.complete(services.engine.limits.writeDelayMs)) {
+    await switchWhenBuilt(services, namespace, generation);
+  }
   for (const { namespace, generation } of await services.generations.retired()) await services.queue.send({ type: 'retire', namespace, generation });
 }

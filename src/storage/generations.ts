@@ -180,13 +180,20 @@ export class GenerationStore {
     return { retired: before.get(namespace)?.generation ?? null };
   }
 
-  /** Building generations that need no document any more (the last ones were deleted), for the sweeper. */
-  async complete(): Promise<{ namespace: string; generation: number }[]> {
+  /**
+   * Building generations that need no document any more, whose last document was recorded at
+   * least `quietMs` ago (an asynchronous vector index applies writes that long after), for the
+   * sweeper to switch in.
+   */
+  async complete(quietMs: number): Promise<{ namespace: string; generation: number }[]> {
     const { results } = await this.#db
       .prepare(
-        `SELECT namespace, generation FROM index_generations g WHERE state = 'building' AND NOT EXISTS (
-           SELECT 1 FROM generation_documents d WHERE d.namespace = g.namespace AND d.generation = g.generation AND d.state IN ('pending', 'failed'))`,
+        `SELECT namespace, generation FROM index_generations g WHERE state = 'building'
+           AND NOT EXISTS (SELECT 1 FROM generation_documents d
+             WHERE d.namespace = g.namespace AND d.generation = g.generation AND d.state IN ('pending', 'failed'))
+           AND COALESCE((SELECT MAX(updated_at) FROM generation_documents d WHERE d.namespace = g.namespace AND d.generation = g.generation), 0) < ?`,
       )
+      .bind(Date.now() - quietMs)
       .all<{ namespace: string; generation: number }>();
     return results;
   }
