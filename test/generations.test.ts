@@ -4,7 +4,7 @@
  * its own model, until the new one is complete, then switch; the old one is removed. Driven
  * through the real queue handler, with spy queues delivered by the test.
  */
-import { createMessageBatch } from 'cloudflare:test';
+import { createExecutionContext, createMessageBatch, getQueueResult } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { getServices } from '../src/composition';
@@ -81,6 +81,29 @@ function harness(engine: SearchEngine, embedder: EmbeddingProvider, config: Part
 async function deliver(services: Services, bodies: IngestRequest[]): Promise<void> {
   const batch = createMessageBatch('rag-engine-ingest', bodies.map((body) => ({ id: crypto.randomUUID(), timestamp: Date.now(), attempts: 1, body })));
   await consumeIngestBatch(batch, services);
+}
+
+/**
+ * Delivers what was sent as the queue would with faults around: every message twice (two
+ * copies in one batch), batches of up to 10, and what the handler asks to retry again with its
+ * attempts counted (delays skipped), until nothing is left.
+ */
+async function drainTwice(h: Harness): Promise<void> {
+  let pending = h.sent.splice(0).map((body) => ({ body, attempts: 1 }));
+  for (let round = 0; pending.length; round++) {
+    if (round > 50) throw new Error('the queue never drained');
+    const next: typeof pending = [];
+    for (let i = 0; i < pending.length; i += 5) {
+      const group = pending.slice(i, i + 5).flatMap((m) => [m, m]);
+      const batch = createMessageBatch('rag-engine-ingest', group.map((m, j) => ({ id: `m${j}`, timestamp: Date.now(), attempts: m.attempts, body: m.body })));
+      const ctx = createExecutionContext();
+      await consumeIngestBatch(batch, h.services);
+      const { retryMessages } = await getQueueResult(batch, ctx);
+      const retried = new Set(retryMessages.map((r) => r.msgId));
+      group.forEach((m, j) => j % 2 === 0 && (retried.has(`m${j}`) || retried.has(`m${j + 1}`)) && next.push({ ...m, attempts: m.attempts + 1 }));
+    }
+    pending = [...next, ...h.sent.splice(0).map((body) => ({ body, attempts: 1 }))];
+  }
 }
 
 /** Delivers what was sent, one message at a time, until nothing is left. */
@@ -269,5 +292,47 @@ for (const kind of ['local', 'cloudflare'] as const) describe(`index generations
     expect(await servingGeneration(namespace)).toBe(1);
     expect(after.sent).toContainEqual({ type: 'retire', namespace, generation: 0 });
     expect(await firstHits(after.services, namespace, settle).then((hits) => hits.slice(0, 2))).toEqual(ids.slice(0, 2));
+  });
+
+  it('ends switched with every document once through a flaky embedder and every message delivered twice', async () => {
+    const namespace = unique('gen');
+    const { engine, settle } = makeEngine(kind);
+    const before = harness(engine, base.embedder);
+    const ids = await Promise.all(TOPICS.map((topic) => stage(before.services, namespace, topic, textOf(topic))));
+    await deliver(before.services, ids.map((documentId) => ({ type: 'ingest', documentId })));
+
+    // The new model's provider fails every other call, transiently.
+    const rotated = rotatedModel(base.embedder);
+    let calls = 0;
+    const flaky: EmbeddingProvider = Object.create(rotated, {
+      embed: {
+        value: async (texts: string[]) => {
+          if (++calls % 2 === 0) throw new AppError('provider_error', 'The embedding provider failed (injected).', { retryable: true });
+          return rotated.embed(texts);
+        },
+      },
+    });
+    const after = harness(engine, flaky, { CHUNK_SIZE: 64, CHUNK_OVERLAP: 8 });
+    await startRebuild(after.services, namespace);
+    await drainTwice(after);
+    await applyWrites(after.services, namespace, settle);
+    await drainTwice(after);
+    expect(calls).toBeGreaterThan(3);
+    expect(await servingGeneration(namespace)).toBe(1);
+    expect(await base.generations.progress(namespace)).toBeNull();
+    const documents = [...(await base.documents.getMany(ids)).values()];
+    expect(documents.every((d) => d.status === 'ready')).toBe(true);
+    const chunks = documents.reduce((n, d) => n + d.chunkCount, 0);
+    expect(await chunkRows(namespace, 1)).toBe(chunks);
+    expect((await atGeneration(engine, 1).count(namespace)).passages).toBe(chunks);
+    expect(await chunkRows(namespace, 0)).toBe(0);
+    // Each document's passages, found once: no duplicate from the double deliveries.
+    for (const [i, topic] of TOPICS.entries()) {
+      const found = await search(after.services, { query: `${topic} survey`, topK: 50, namespace, mode: 'keyword' });
+      const own = found.filter((p) => p.documentId === ids[i]);
+      expect(new Set(own.map((p) => p.id)).size).toBe(own.length);
+      expect(own.length).toBe(documents.find((d) => d.id === ids[i])!.chunkCount);
+    }
+    expect(await firstHits(after.services, namespace, settle)).toEqual(ids);
   });
 });
