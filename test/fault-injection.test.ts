@@ -41,10 +41,11 @@ import { getServices } from '../src/composition';
 import type { EmbeddingProvider } from '../src/domain';
 import { AppError } from '../src/domain/errors';
 import { consumeDeadLetters, consumeIngestBatch, LARGE_DOCUMENT_BYTES, MAX_ATTEMPTS } from '../src/ingestion/consumer';
+import { deleteDocument as deleteEverywhere } from '../src/ingestion/generations';
 import { removeFromIndexes } from '../src/ingestion/indexing';
 import type { IngestMessage, SliceMessage } from '../src/ingestion/messages';
 import { ingestDocuments } from '../src/ingestion/pipeline';
-import { forgetSlices, SLICE_PREFIX } from '../src/ingestion/slices';
+import { SLICE_PREFIX } from '../src/ingestion/slices';
 import type { Services } from '../src/services';
 import { keywordTerms } from '../src/text/keyword-terms';
 import { FakeVectorize } from '../fakes/vectorize';
@@ -552,16 +553,18 @@ const slicedTexts = () => makeTexts(808, 10, [10, 24]);
 const slicedFixture = (key: string, make: () => Text[]) => fixture(key, make, SLICED_CHUNKING);
 
 /**
- * Deletes a document as DELETE /v1/documents/:id does: out of the indexes, its row, its slices
- * when it is being ingested in slices (unless `forget` is false: that removal is best effort),
- * its original.
+ * Deletes a document as DELETE /v1/documents/:id does (`deleteDocument`, then its original);
+ * with `forget` false, without removing its slices (that removal is best effort): the slices
+ * still queued must clean up for themselves.
  */
 async function deleteDocument(services: Services, id: string, { forget = true } = {}): Promise<void> {
   const document = await services.documents.get(id);
   if (!document) return;
-  await removeFromIndexes(services, document);
-  await services.documents.delete(document.id);
-  if (forget && document.slices) await forgetSlices(services, document.id);
+  if (forget) await deleteEverywhere(services, document);
+  else {
+    await removeFromIndexes(services, document);
+    await services.documents.delete(document.id);
+  }
   await services.originals.delete(document.r2Key);
 }
 

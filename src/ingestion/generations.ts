@@ -3,6 +3,7 @@ import type { Services } from '../services';
 import type { DocumentRecord } from '../storage/documents';
 import { removeFromIndexes } from './indexing';
 import { type RetireMessage, sendIngestMessages } from './messages';
+import { forgetSlices } from './slices';
 
 /**
  * Building index generations (see retrieval/generations.ts): a rebuild queues every document of
@@ -66,6 +67,19 @@ export async function removeEverywhere(services: Services, document: Pick<Docume
   const generations = await services.generations.holdingData(document.namespace);
   if (generations.length === 0) return removeFromIndexes(services, document);
   for (const generation of generations) await removeFromIndexes(scopeTo(services, generation), document);
+}
+
+/**
+ * Deletes a document from every index generation, then from the catalog, then its slices if it
+ * was being ingested: what the API's DELETE and an R2 delete event do (the original is the
+ * caller's). Index entries first: a failure part-way leaves a document still listed, which can
+ * be deleted again, never an orphan.
+ */
+export async function deleteDocument(services: Services, document: Pick<DocumentRecord, 'id' | 'namespace' | 'status'>): Promise<void> {
+  await removeEverywhere(services, document);
+  await services.documents.delete(document.id);
+  // A document being ingested may have slices in R2 (a slice still queued would remove them too).
+  if (document.status === 'processing') await forgetSlices(services, document.id);
 }
 
 /** Removes a page of a retired generation's documents; queues the next page, or forgets the generation after the last. */

@@ -3,8 +3,8 @@ import type { Services } from '../services';
 import { sha256Hex } from '../text/hash';
 import { detectType } from './detect';
 import { metadataProblems } from './metadata-rules';
-import { removeEverywhere } from './generations';
-import { forgetSlices, SLICE_PREFIX } from './slices';
+import { deleteDocument } from './generations';
+import { SLICE_PREFIX } from './slices';
 
 /**
  * An R2 event notification, as Cloudflare delivers it to the queue
@@ -36,11 +36,7 @@ export async function applyR2Event(services: Services, event: R2EventMessage): P
   if (key.startsWith(API_UPLOAD_PREFIX) || key.startsWith(SLICE_PREFIX)) return null;
   if (DELETE_ACTIONS.has(event.action)) {
     const document = await services.documents.findByR2Key(key);
-    if (document) {
-      await removeEverywhere(services, document);
-      await services.documents.delete(document.id);
-      if (document.status === 'processing') await forgetSlices(services, document.id);
-    }
+    if (document) await deleteDocument(services, document);
     return null;
   }
   if (!CREATE_ACTIONS.has(event.action)) return null;

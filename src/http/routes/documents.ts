@@ -2,9 +2,8 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import { AppError } from '../../domain/errors';
 import { sendIngestMessages } from '../../ingestion/messages';
-import { removeEverywhere } from '../../ingestion/generations';
+import { deleteDocument } from '../../ingestion/generations';
 import { servingScope } from '../../retrieval/generations';
-import { forgetSlices } from '../../ingestion/slices';
 import { API_UPLOAD_PREFIX } from '../../ingestion/r2-events';
 import { manifestKey } from '../../ingestion/recovery';
 import { acceptUploads, type UploadFile } from '../../ingestion/upload';
@@ -143,12 +142,9 @@ documentRoutes.get('/:id/passages', guard('read'), async (c) => {
 documentRoutes.delete('/:id', guard('write'), async (c) => {
   const { services } = c.var;
   const document = await visibleDocument(c, c.req.param('id'));
-  // Index entries first, then the row, then the original: a failure part-way leaves a
+  // Index entries and the row first, then the original: a failure part-way leaves a
   // document that is still listed and can be deleted again, never an orphan.
-  await removeEverywhere(services, document);
-  await services.documents.delete(document.id);
-  // A document being ingested may have slices in R2 (a slice still queued would remove them too).
-  if (document.status === 'processing') await forgetSlices(services, document.id);
+  await deleteDocument(services, document);
   await services.originals.delete(document.r2Key.startsWith(API_UPLOAD_PREFIX) ? [document.r2Key, manifestKey(document.r2Key)] : document.r2Key);
   return c.json({ id: document.id, deleted: true });
 });
