@@ -1,6 +1,7 @@
 import { AppError } from '../domain/errors';
 import { metrics } from '../observability/metrics';
 import type { Services } from '../services';
+import type { DocumentRecord } from '../storage/documents';
 import { type IngestOutcome, removeFromIndexes } from './indexing';
 import { IngestMessage, RetireMessage, SliceMessage } from './messages';
 import { ingestDocuments } from './pipeline';
@@ -99,20 +100,21 @@ export async function consumeIngestBatch(batch: MessageBatch<unknown>, services:
     } catch (error) {
       outcome = { status: 'retry', error, attempt: request.attempt };
     }
-    count(outcome);
-    if (!target.building && target.namespace !== null) {
-      const outcomes = new Map([[request.documentId, outcome]]);
-      await joinBuild(services, target.namespace, outcomes);
-      outcome = outcomes.get(request.documentId) as IngestOutcome;
-    }
-    const settled = await settle(target.scope, message, request.documentId, outcome, { slice: true });
-    await afterOutcomes(services, target, [{ documentId: request.documentId, outcome, settled }]);
+    await conclude(services, target, new Map([[request.documentId, outcome]]), { slice: true });
   }
 
-  if (!alone && batch.messages.length > 1) valid = await forwardLarge(valid, services);
   if (valid.length === 0) return;
+  // The documents' rows, read once: which are large, and which namespace (generation) each is for.
+  let documents: Map<string, DocumentRecord>;
+  try {
+    documents = await services.documents.getMany(valid.map((v) => v.documentId));
+  } catch (error) {
+    retryAll(valid, error);
+    return;
+  }
+  if (!alone && batch.messages.length > 1) valid = await forwardLarge(valid, services, documents);
 
-  for (const target of await targetsOrRetry(services, valid)) {
+  for (const target of await targetsOrRetry(services, valid, documents)) {
     if (!target.scope) {
       for (const { message } of target.deliveries) message.ack();
       continue;
@@ -124,15 +126,30 @@ export async function consumeIngestBatch(batch: MessageBatch<unknown>, services:
       // The catalog itself could not be read or written: retry the whole group.
       outcomes = new Map(target.deliveries.map((v) => [v.documentId, { status: 'retry', error }]));
     }
-    for (const outcome of outcomes.values()) count(outcome);
-    if (!target.building && target.namespace !== null) await joinBuild(services, target.namespace, outcomes);
-    const results: Result[] = [];
-    for (const { message, documentId } of target.deliveries) {
-      const outcome = outcomes.get(documentId) ?? { status: 'gone' };
-      results.push({ documentId, outcome, settled: await settle(target.scope, message, documentId, outcome) });
-    }
-    await afterOutcomes(services, target, results);
+    await conclude(services, target, outcomes);
   }
+}
+
+/**
+ * Settles a target's messages by their documents' outcomes (counted in /metrics): documents
+ * that became ready in a serving generation join a rebuild beside it first, and a building
+ * generation records what its documents came to.
+ */
+async function conclude(services: Services, target: Target, outcomes: Map<string, IngestOutcome>, { slice = false } = {}): Promise<void> {
+  for (const outcome of outcomes.values()) count(outcome);
+  if (!target.building && target.namespace !== null) await joinBuild(services, target.namespace, outcomes);
+  const scope = target.scope as Services;
+  const results: Result[] = [];
+  for (const { message, documentId } of target.deliveries) {
+    const outcome = outcomes.get(documentId) ?? { status: 'gone' };
+    results.push({ documentId, outcome, settled: await settle(scope, message, documentId, outcome, { slice }) });
+  }
+  await afterOutcomes(services, target, results);
+}
+
+function retryAll(deliveries: Delivery[], error: unknown): void {
+  console.error('ingest: could not read the catalog for a batch', error);
+  for (const { message } of deliveries) retry(message, retryDelaySeconds(message.attempts));
 }
 
 /** Deliveries for one index generation, and the services seen through it (null: nothing to do). */
@@ -152,12 +169,11 @@ interface Result {
 }
 
 /** The deliveries' targets; when the catalog cannot say (D1 failing), none, and every delivery is retried. */
-async function targetsOrRetry(services: Services, deliveries: Delivery[]): Promise<Target[]> {
+async function targetsOrRetry(services: Services, deliveries: Delivery[], documents?: Map<string, DocumentRecord>): Promise<Target[]> {
   try {
-    return await targets(services, deliveries);
+    return await targets(services, deliveries, documents);
   } catch (error) {
-    console.error('ingest: could not read the index generations of a batch', error);
-    for (const { message } of deliveries) retry(message, retryDelaySeconds(message.attempts));
+    retryAll(deliveries, error);
     return [];
   }
 }
@@ -167,7 +183,7 @@ async function targetsOrRetry(services: Services, deliveries: Delivery[]): Promi
  * none when it was retired since), else the one serving the document's namespace. A namespace
  * ingested for the first time records the current settings as its generation 0's.
  */
-async function targets(services: Services, deliveries: Delivery[]): Promise<Target[]> {
+async function targets(services: Services, deliveries: Delivery[], read?: Map<string, DocumentRecord>): Promise<Target[]> {
   const groups = new Map<string, Target>();
   const add = (key: string, target: Omit<Target, 'deliveries'>, delivery: Delivery) => {
     const group = groups.get(key) ?? { ...target, deliveries: [] };
@@ -186,7 +202,7 @@ async function targets(services: Services, deliveries: Delivery[]): Promise<Targ
   }
   const serving = deliveries.filter((d) => d.generation === undefined);
   if (serving.length) {
-    const documents = await services.documents.getMany(serving.map((d) => d.documentId));
+    const documents = read ?? (await services.documents.getMany(serving.map((d) => d.documentId)));
     const namespaces = [...new Set([...documents.values()].map((d) => d.namespace))];
     const current = await services.generations.serving(namespaces);
     await services.generations.pin(namespaces.filter((n) => !current.has(n)), currentSettings(services));
@@ -322,10 +338,9 @@ type Settled = 'done' | 'retried' | 'failed';
  * their messages here; returns the others. A document whose forwarding fails stays in this
  * batch, as without that queue.
  */
-async function forwardLarge(valid: Delivery[], services: Services): Promise<Delivery[]> {
+async function forwardLarge(valid: Delivery[], services: Services, documents: Map<string, DocumentRecord>): Promise<Delivery[]> {
   const { largeQueue } = services;
   if (!largeQueue) return valid;
-  const documents = await services.documents.getMany(valid.map((v) => v.documentId));
   const kept: Delivery[] = [];
   for (const delivery of valid) {
     const size = documents.get(delivery.documentId)?.size ?? 0;

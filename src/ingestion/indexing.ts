@@ -47,24 +47,6 @@ export interface Plan {
   reuse: (id: string) => boolean;
 }
 
-/** Plans the indexing of documents' chunks against what the catalog holds. */
-export async function planIndexing(services: Services, group: Prepared[]): Promise<Plan[]> {
-  const { embedder, chunks } = services;
-  const embeddedBefore = await chunks.embeddedModels(group.map((p) => p.document.id));
-  return group.map(({ document, attempt, records }) => {
-    const before = embeddedBefore.get(document.id) ?? new Map<string, string>();
-    const wanted = new Set(records.map((r) => r.id));
-    return {
-      document,
-      attempt,
-      records,
-      embedded: records.filter((r) => before.get(r.id) !== embedder.model).length,
-      stale: [...before.keys()].filter((id) => !wanted.has(id)),
-      reuse: (id: string) => before.get(id) === embedder.model,
-    };
-  });
-}
-
 /**
  * Embeds what is new and stages every chunk of the plans in the search engine, a bounded
  * number at a time. Returns, by document, the chunks the catalog thought embedded that had to

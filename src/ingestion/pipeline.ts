@@ -3,7 +3,7 @@ import type { Services } from '../services';
 import type { DocumentRecord } from '../storage/documents';
 import { chunkSections } from './chunker';
 import { toChunkRecords } from './chunk-records';
-import { type IngestOutcome, type Prepared, planIndexing, publish, removeFromIndexes, stageChunks } from './indexing';
+import { type IngestOutcome, type Plan, type Prepared, publish, removeFromIndexes, stageChunks } from './indexing';
 import { parseDocument } from './parsers';
 import { PassageBudget } from './quotas';
 import { needsSlices, startSlices } from './slices';
@@ -138,6 +138,24 @@ async function prepare(services: Services, document: DocumentRecord): Promise<Ch
   const pieces = chunkSections(parsed.sections, { chunkSize: config.CHUNK_SIZE, chunkOverlap: config.CHUNK_OVERLAP });
   if (pieces.length === 0) throw new UnreadableDocumentError('The document contains no text to index.');
   return toChunkRecords(document, pieces, embedder.model, services.chunks.generation);
+}
+
+/** Plans the indexing of documents' chunks against what the catalog holds. */
+async function planIndexing(services: Services, group: Prepared[]): Promise<Plan[]> {
+  const { embedder, chunks } = services;
+  const embeddedBefore = await chunks.embeddedModels(group.map((p) => p.document.id));
+  return group.map(({ document, attempt, records }) => {
+    const before = embeddedBefore.get(document.id) ?? new Map<string, string>();
+    const wanted = new Set(records.map((r) => r.id));
+    return {
+      document,
+      attempt,
+      records,
+      embedded: records.filter((r) => before.get(r.id) !== embedder.model).length,
+      stale: [...before.keys()].filter((id) => !wanted.has(id)),
+      reuse: (id: string) => before.get(id) === embedder.model,
+    };
+  });
 }
 
 /**
