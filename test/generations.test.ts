@@ -58,6 +58,32 @@ function makeEngine(kind: 'local' | 'cloudflare'): Engine {
   return { engine: cloudflareEngine(fake, base.embedder.dimensions), settle: () => fake.processPending() };
 }
 
+/**
+ * A namespace of documents on `topics`, ingested into generation 0 with the current model
+ * (and `config`), over a fresh engine of `kind`.
+ */
+async function ingested(kind: 'local' | 'cloudflare', topics: string[], config: Partial<Services['config']> = {}) {
+  const namespace = unique('gen');
+  const { engine, settle } = makeEngine(kind);
+  const before = harness(engine, base.embedder, config);
+  const ids = await Promise.all(topics.map((topic) => stage(before.services, namespace, topic, textOf(topic))));
+  await deliver(before.services, ids.map((documentId) => ({ type: 'ingest', documentId })));
+  return { namespace, engine, settle, before, ids };
+}
+
+/** `embedder`, throwing what `fault` returns for a call's texts (null: no fault). */
+function faulty(embedder: EmbeddingProvider, fault: (texts: string[]) => Error | null): EmbeddingProvider {
+  return Object.create(embedder, {
+    embed: {
+      value: async (texts: string[]) => {
+        const error = fault(texts);
+        if (error) throw error;
+        return embedder.embed(texts);
+      },
+    },
+  });
+}
+
 /** Services over `engine` with spy queues; `embedder` and chunking as given (the configuration after a change). */
 function harness(engine: SearchEngine, embedder: EmbeddingProvider, config: Partial<Services['config']> = {}): Harness {
   const sent: IngestRequest[] = [];
@@ -159,11 +185,7 @@ async function chunkRows(namespace: string, generation: number): Promise<number>
 
 for (const kind of ['local', 'cloudflare'] as const) describe(`index generations (${kind} engine)`, () => {
   it('answers a query before, during and after a change of embedding model with its passage every time', async () => {
-    const namespace = unique('gen');
-    const { engine, settle } = makeEngine(kind);
-    const before = harness(engine, base.embedder);
-    const ids = await Promise.all(TOPICS.map((topic) => stage(before.services, namespace, topic, textOf(topic))));
-    await deliver(before.services, ids.map((documentId) => ({ type: 'ingest', documentId })));
+    const { namespace, engine, settle, before, ids } = await ingested(kind, TOPICS);
     expect(await firstHits(before.services, namespace, settle)).toEqual(ids);
     expect(await servingGeneration(namespace)).toBe(0);
 
@@ -210,11 +232,7 @@ for (const kind of ['local', 'cloudflare'] as const) describe(`index generations
   });
 
   it('serves the old chunking until the new one is complete, with uploads and deletions meanwhile in both', async () => {
-    const namespace = unique('gen');
-    const { engine, settle } = makeEngine(kind);
-    const before = harness(engine, base.embedder, { CHUNK_SIZE: 512, CHUNK_OVERLAP: 50 });
-    const ids = await Promise.all(TOPICS.slice(0, 4).map((topic) => stage(before.services, namespace, topic, textOf(topic))));
-    await deliver(before.services, ids.map((documentId) => ({ type: 'ingest', documentId })));
+    const { namespace, engine, settle, ids } = await ingested(kind, TOPICS.slice(0, 4), { CHUNK_SIZE: 512, CHUNK_OVERLAP: 50 });
     const passagesBefore = (await engine.count(namespace)).passages;
     expect(passagesBefore).toBe(ids.length);
 
@@ -252,22 +270,12 @@ for (const kind of ['local', 'cloudflare'] as const) describe(`index generations
   });
 
   it('goes on when its messages are lost (the sweeper), and keeps the old generation serving while a document fails in the new one', async () => {
-    const namespace = unique('gen');
-    const { engine, settle } = makeEngine(kind);
-    const before = harness(engine, base.embedder);
-    const ids = await Promise.all(TOPICS.slice(0, 3).map((topic) => stage(before.services, namespace, topic, textOf(topic))));
-    await deliver(before.services, ids.map((documentId) => ({ type: 'ingest', documentId })));
+    const { namespace, engine, settle, ids } = await ingested(kind, TOPICS.slice(0, 3));
 
     // The new model refuses the third document's text, for good.
-    const rotated = rotatedModel(base.embedder);
-    const refusing: EmbeddingProvider = Object.create(rotated, {
-      embed: {
-        value: async (texts: string[]) => {
-          if (texts.some((t) => t.includes(TOPICS[2]!))) throw new AppError('provider_error', 'The provider refused this text.', { retryable: false });
-          return rotated.embed(texts);
-        },
-      },
-    });
+    const refusing = faulty(rotatedModel(base.embedder), (texts) =>
+      texts.some((t) => t.includes(TOPICS[2]!)) ? new AppError('provider_error', 'The provider refused this text.', { retryable: false }) : null,
+    );
     const after = harness(engine, refusing);
     await startRebuild(after.services, namespace);
     // Its messages are lost (a restart): five minutes on, the sweeper sends them again.
@@ -295,23 +303,13 @@ for (const kind of ['local', 'cloudflare'] as const) describe(`index generations
   });
 
   it('ends switched with every document once through a flaky embedder and every message delivered twice', async () => {
-    const namespace = unique('gen');
-    const { engine, settle } = makeEngine(kind);
-    const before = harness(engine, base.embedder);
-    const ids = await Promise.all(TOPICS.map((topic) => stage(before.services, namespace, topic, textOf(topic))));
-    await deliver(before.services, ids.map((documentId) => ({ type: 'ingest', documentId })));
+    const { namespace, engine, settle, ids } = await ingested(kind, TOPICS);
 
     // The new model's provider fails every other call, transiently.
-    const rotated = rotatedModel(base.embedder);
     let calls = 0;
-    const flaky: EmbeddingProvider = Object.create(rotated, {
-      embed: {
-        value: async (texts: string[]) => {
-          if (++calls % 2 === 0) throw new AppError('provider_error', 'The embedding provider failed (injected).', { retryable: true });
-          return rotated.embed(texts);
-        },
-      },
-    });
+    const flaky = faulty(rotatedModel(base.embedder), () =>
+      ++calls % 2 === 0 ? new AppError('provider_error', 'The embedding provider failed (injected).', { retryable: true }) : null,
+    );
     const after = harness(engine, flaky, { CHUNK_SIZE: 64, CHUNK_OVERLAP: 8 });
     await startRebuild(after.services, namespace);
     await drainTwice(after);
