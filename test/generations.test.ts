@@ -16,6 +16,7 @@ import { sweepGenerations } from '../src/ingestion/sweeper';
 import { AppError } from '../src/domain/errors';
 import { search } from '../src/retrieval/search';
 import type { Services } from '../src/services';
+import { spyQueue } from './support';
 import { FakeVectorize } from '../fakes/vectorize';
 import { cloudflareEngine } from './engines';
 
@@ -86,11 +87,7 @@ function faulty(embedder: EmbeddingProvider, fault: (texts: string[]) => Error |
 
 /** Services over `engine` with spy queues; `embedder` and chunking as given (the configuration after a change). */
 function harness(engine: SearchEngine, embedder: EmbeddingProvider, config: Partial<Services['config']> = {}): Harness {
-  const sent: IngestRequest[] = [];
-  const queue = {
-    send: async (body: IngestRequest) => void sent.push(body),
-    sendBatch: async (messages: { body: IngestRequest }[]) => void sent.push(...messages.map((m) => m.body)),
-  } as unknown as Queue<IngestRequest>;
+  const { queue, sent } = spyQueue();
   const models = new Map([base.embedder, embedder].map((e) => [e.model, e]));
   const services: Services = {
     ...base,

@@ -8,10 +8,11 @@ import { acceptUploads } from '../src/ingestion/upload';
 import { ingestDocuments, LEASE_MS } from '../src/ingestion/pipeline';
 import type { DocumentType } from '../src/ingestion/types';
 import { LocalEmbedder } from '../src/providers/local-embedder';
-import type { EmbeddingProvider, IngestRequest } from '../src/domain';
+import type { EmbeddingProvider } from '../src/domain';
 import { getServices } from '../src/composition';
 import { type Services } from '../src/services';
 import { api, query, sampleFile, uploadFiles, uploadText, waitUntilSettled } from './helpers';
+import { spyQueue } from './support';
 
 const services = getServices(env);
 const unique = (prefix: string) => `${prefix}${crypto.randomUUID().replaceAll('-', '').slice(0, 12)}`;
@@ -255,11 +256,7 @@ describe('ingestion queue consumer', () => {
     const small = await stage(unique('small'), 'A small document stays with its batch.');
     const large = await stage(unique('large'), `A large document goes alone. ${'Words fill the page. '.repeat(LARGE_DOCUMENT_BYTES / 20)}`);
     expect((await services.documents.get(large))!.size).toBeGreaterThanOrEqual(LARGE_DOCUMENT_BYTES);
-    const sent: unknown[] = [];
-    const largeQueue = {
-      send: async (body: unknown) => void sent.push(body),
-      sendBatch: async (messages: { body: unknown }[]) => void sent.push(...messages.map((m) => m.body)),
-    } as unknown as Queue<IngestRequest>;
+    const { queue: largeQueue, sent } = spyQueue();
     const result = await consume(
       batchOf({ id: 'm1', body: { type: 'ingest', documentId: small } }, { id: 'm2', body: { type: 'ingest', documentId: large } }),
       { ...services, largeQueue },
@@ -275,7 +272,7 @@ describe('ingestion queue consumer', () => {
       await consumeIngestBatch(alone, { ...services, largeQueue }, { alone: true });
     }
     expect((await services.documents.get(large))?.status).toBe('ready');
-    expect(sent.slice(1).every((body) => (body as { type: string }).type === 'slice')).toBe(true);
+    expect(sent.slice(1).every((body) => body.type === 'slice')).toBe(true);
   });
 
   it('ingests an uploaded large document through the queue for large documents, beside small ones', async () => {

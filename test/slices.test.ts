@@ -16,6 +16,7 @@ import { removeFromIndexes } from '../src/ingestion/indexing';
 import { forgetSlices, SLICE_PREFIX } from '../src/ingestion/slices';
 import { sweepOverdue } from '../src/ingestion/sweeper';
 import type { Services } from '../src/services';
+import { spyQueue } from './support';
 
 const unique = (prefix: string) => `${prefix}${crypto.randomUUID().replaceAll('-', '').slice(0, 12)}`;
 
@@ -41,11 +42,7 @@ interface Harness {
 /** Services with SLICING, spy queues, and an embedder that counts what it embeds (and may fail first). */
 function harness(config: Partial<Services['config']> = {}, fail?: () => Error | null): Harness {
   const base = getServices(env);
-  const sent: IngestRequest[] = [];
-  const queue = {
-    send: async (body: IngestRequest) => void sent.push(body),
-    sendBatch: async (messages: { body: IngestRequest }[]) => void sent.push(...messages.map((m) => m.body)),
-  } as unknown as Queue<IngestRequest>;
+  const { queue, sent } = spyQueue();
   const embedded: string[] = [];
   const embedder: EmbeddingProvider = Object.create(base.embedder, {
     embed: {

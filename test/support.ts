@@ -1,4 +1,5 @@
 import { expect } from 'vitest';
+import type { IngestRequest } from '../src/domain';
 import { AppError } from '../src/domain/errors';
 
 /** Deterministic PRNG (mulberry32), so a failure reproduces. */
@@ -28,4 +29,14 @@ export async function caught(promise: Promise<unknown>): Promise<AppError> {
   );
   expect(error).toBeInstanceOf(AppError);
   return error as AppError;
+}
+
+/** A queue that records the bodies sent to it (`send` and `sendBatch`), in `sent`, for the test to deliver. */
+export function spyQueue(): { queue: Queue<IngestRequest>; sent: IngestRequest[] } {
+  const sent: IngestRequest[] = [];
+  const queue = {
+    send: async (body: IngestRequest) => void sent.push(body),
+    sendBatch: async (messages: Iterable<{ body: IngestRequest }>) => void sent.push(...[...messages].map((m) => m.body)),
+  } as unknown as Queue<IngestRequest>;
+  return { queue, sent };
 }
